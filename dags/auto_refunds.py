@@ -1,0 +1,79 @@
+"""
+# auto_refunds
+
+The nightly Auto-Refunds run for date **D** (the run's logical date).
+
+1. **extract** lands ImagineOne's credit snapshot of D, the client rules and every ImaginePay
+   extract dated on or before D in the DuckDB warehouse, line by line.
+2. One task per **SQL model** (`include/sql/staging`, `intermediate`, `marts`) decides each
+   credit's outcome by the contract's refund rules, in their order; each task logs its row count.
+3. **audit** runs the Great Expectations suites; a failure stops the run before anything is
+   published.
+4. **publish** writes `outbox/imaginepay/refunds_YYYYMMDD.csv` and its manifest atomically,
+   records the refunds in the ledger and replaces D's partition of the ticklers. It emits the
+   refund-file Asset that starts `refund_reconciliation`.
+
+A rerun of D replaces D's rows and nothing else; a rerun that would change an already published
+refund file fails and leaves it as it was. See README.md and docs/.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from auto_refunds.assets import REFUND_FILE
+from auto_refunds.models import DAILY_MODELS
+
+
+@dag(
+    dag_id="auto_refunds",
+    # Data-interval semantics: the run of D starts at 03:00 UTC on D+1, once D's files are in.
+    schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    # DuckDB takes one writer: runs and their tasks go one at a time.
+    max_active_runs=1,
+    max_active_tasks=1,
+    default_args={"owner": "auto-refunds", "retries": 0},
+    params={"as_of_date": None},
+    tags=["auto-refunds", "imaginepay", "imagineone"],
+    doc_md=__doc__,
+)
+def auto_refunds():
+    @task
+    def extract(**context) -> dict:
+        from auto_refunds import daily, runtime
+
+        return daily.extract(runtime.run_date(context))
+
+    @task
+    def build_model(model_name: str, **context) -> int:
+        from auto_refunds import daily, runtime
+
+        return daily.build_model(runtime.run_date(context), model_name)
+
+    @task
+    def audit(**context) -> str:
+        from auto_refunds import daily, runtime
+
+        return daily.audit(runtime.run_date(context))
+
+    @task(outlets=[REFUND_FILE])
+    def publish(**context) -> dict:
+        from auto_refunds import daily, runtime
+
+        published = daily.publish(runtime.run_date(context))
+        context["outlet_events"][REFUND_FILE].extra = daily.as_dict(published)
+        return daily.as_dict(published)
+
+    previous = extract()
+    for model in DAILY_MODELS:
+        built = build_model.override(task_id=model.name)(model.name)
+        previous >> built
+        previous = built
+    previous >> audit() >> publish()
+
+
+auto_refunds()

@@ -1,0 +1,85 @@
+-- ImagineOne's per-client settings, typed. A client_id on two lines is ambiguous, so both
+-- lines are quarantined and the client counts as not enrolled until the file is fixed.
+with
+
+landing_client_rules as (
+    select * from landing.imagineone__client_rules
+),
+
+split as (
+    select
+        source_file,
+        line_number,
+        raw_line,
+        csv_fields(raw_line) as fields,
+    from landing_client_rules
+),
+
+renamed as (
+    select
+        source_file,
+        line_number,
+        raw_line,
+        len(fields) as field_count,
+        field_text(fields, 1) as client_id,
+        lower(field_text(fields, 2)) as auto_refunds_enabled_text,
+        field_text(fields, 3) as min_balance_threshold_text,
+        field_text(fields, 4) as refund_window_days_text,
+    from split
+),
+
+typed as (
+    select
+        *,
+        case auto_refunds_enabled_text
+            when 'true' then true
+            when 'false' then false
+        end as auto_refunds_enabled,
+        money_value(min_balance_threshold_text) as min_balance_threshold,
+        case
+            when regexp_full_match(refund_window_days_text, '[0-9]{1,6}')
+                then refund_window_days_text::integer
+        end as refund_window_days,
+        count(client_id) over (partition by client_id) as rows_with_client_id,
+    from renamed
+),
+
+final as (
+    select
+        source_file,
+        line_number,
+        raw_line,
+        client_id,
+        auto_refunds_enabled,
+        min_balance_threshold,
+        coalesce(refund_window_days, 180) as refund_window_days,
+        joined_errors([
+            case
+                when field_count is null then 'line is not valid CSV (broken quoting)'
+                when field_count <> 4 then 'expected 4 fields, found ' || field_count
+            end,
+            case when client_id is null then 'client_id is empty' end,
+            case
+                when rows_with_client_id > 1
+                    then 'client_id ' || client_id || ' appears on '
+                    || rows_with_client_id || ' lines of this file'
+            end,
+            case
+                when auto_refunds_enabled is null
+                    then 'auto_refunds_enabled must be true or false, found '
+                    || coalesce(auto_refunds_enabled_text, 'nothing')
+            end,
+            case
+                when min_balance_threshold_text is not null
+                    then money_error('min_balance_threshold', min_balance_threshold_text)
+            end,
+            case
+                when refund_window_days_text is not null and refund_window_days is null
+                    then 'refund_window_days is not a whole number of days: '
+                    || refund_window_days_text
+            end,
+        ]) as dq_error,
+    from typed
+)
+
+select * from final

@@ -1,0 +1,117 @@
+-- Every ImaginePay extract dated on or before D, one row per landing line, typed.
+with
+
+landing_transactions as (
+    select * from landing.imaginepay__transactions
+    where file_date <= getvariable('as_of_date')
+),
+
+split as (
+    select
+        source_file,
+        file_date,
+        line_number,
+        raw_line,
+        csv_fields(raw_line) as fields,
+    from landing_transactions
+),
+
+renamed as (
+    select
+        source_file,
+        file_date,
+        line_number,
+        raw_line,
+        len(fields) as field_count,
+        field_text(fields, 1) as txn_id,
+        field_text(fields, 2) as client_id,
+        field_text(fields, 3) as account_id,
+        upper(field_text(fields, 4)) as txn_type,
+        field_text(fields, 5) as original_txn_id,
+        field_text(fields, 6) as merchant_reference,
+        field_text(fields, 7) as amount_text,
+        field_text(fields, 8) as txn_date_text,
+        upper(field_text(fields, 9)) as status,
+        upper(field_text(fields, 10)) as card_type,
+        upper(field_text(fields, 11)) as cvm,
+        field_text(fields, 12) as card_exp,
+        field_text(fields, 13) as card_token,
+        field_text(fields, 14) as card_last4,
+    from split
+),
+
+typed as (
+    select
+        *,
+        money_value(amount_text) as amount,
+        iso_date_value(txn_date_text) as txn_date,
+        regexp_full_match(card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid,
+        count(txn_id) over (partition by source_file, txn_id) as rows_with_txn_id,
+    from renamed
+),
+
+final as (
+    select
+        source_file,
+        file_date,
+        line_number,
+        raw_line,
+        txn_id,
+        client_id,
+        account_id,
+        txn_type,
+        original_txn_id,
+        merchant_reference,
+        amount,
+        txn_date,
+        status,
+        card_type,
+        cvm,
+        card_exp,
+        case when card_exp_is_valid then card_valid_through(card_exp) end as card_valid_through,
+        card_token,
+        card_last4,
+        joined_errors([
+            case
+                when field_count is null then 'line is not valid CSV (broken quoting)'
+                when field_count <> 14 then 'expected 14 fields, found ' || field_count
+            end,
+            case when txn_id is null then 'txn_id is empty' end,
+            case
+                when rows_with_txn_id > 1
+                    then 'txn_id ' || txn_id || ' appears on '
+                    || rows_with_txn_id || ' lines of this file'
+            end,
+            code_error('txn_type', txn_type, ['SALE', 'REFUND']),
+            money_error('amount', amount_text),
+            case when amount <= 0 then 'amount must be above zero, found ' || amount_text end,
+            iso_date_error('txn_date', txn_date_text),
+            code_error('status', status, ['SETTLED', 'PENDING', 'DECLINED', 'VOIDED']),
+            -- Card fields describe the card a sale can be refunded to; a REFUND row may omit
+            -- them, but what is there must read cleanly.
+            case
+                when txn_type = 'SALE' or card_type is not null
+                    then code_error('card_type', card_type, ['CREDIT', 'DEBIT', 'PREPAID'])
+            end,
+            case
+                when txn_type = 'SALE' or cvm is not null
+                    then code_error('cvm', cvm, ['PIN', 'SIGNATURE', 'NONE'])
+            end,
+            case
+                when (txn_type = 'SALE' or card_exp is not null)
+                    and not coalesce(card_exp_is_valid, false)
+                    then 'card_exp is not MM/YY'
+            end,
+            case
+                when (txn_type = 'SALE' or card_last4 is not null)
+                    and not coalesce(regexp_full_match(card_last4, '[0-9]{4}'), false)
+                    then 'card_last4 is not 4 digits'
+            end,
+            case
+                when txn_type = 'SALE' and card_token is null then 'card_token is empty'
+            end,
+        ]) as dq_error,
+    from typed
+)
+
+select * from final

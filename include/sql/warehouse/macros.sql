@@ -1,0 +1,78 @@
+-- Parsing helpers shared by the staging models. Staging never guesses: a value that does not
+-- read cleanly into its type becomes null, and the matching *_error macro says why.
+
+-- RFC 4180 fields of one physical line; null when the quoting is broken. Lines without a quote
+-- (nearly all of them) take the cheap split.
+create or replace macro csv_fields(line) as
+    case
+        when not contains(line, '"') then string_split(line, ',')
+        when regexp_full_match(
+            line, '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
+        )
+            then list_transform(
+                regexp_extract_all(line, '(?:^|,)("(?:[^"]|"")*"|[^,"]*)', 1),
+                lambda x: case
+                    when starts_with(x, '"') then replace(x[2:-2], '""', '"')
+                    else x
+                end
+            )
+    end;
+
+-- A field as text: surrounding blanks dropped, empty read as missing.
+create or replace macro field_text(fields, i) as nullif(trim(fields[i]), '');
+
+-- Money: plain decimal, at most two decimals, fits DECIMAL(18,2).
+create or replace macro money_value(txt) as
+    case
+        when regexp_full_match(txt, '[+-]?[0-9]{1,16}(\.[0-9]{1,2})?')
+            then txt::decimal(18, 2)
+    end;
+
+create or replace macro money_error(col, txt) as
+    case
+        when txt is null then col || ' is empty'
+        when regexp_full_match(txt, '[+-]?[0-9]{1,16}(\.[0-9]{1,2})?') then null
+        when regexp_full_match(txt, '[+-]?[0-9]{1,16}\.[0-9]{3,}')
+            then col || ' has more than two decimals: ' || txt
+        else col || ' is not a decimal number: ' || txt
+    end;
+
+create or replace macro iso_date_value(txt) as
+    case
+        when regexp_full_match(txt, '[0-9]{4}-[0-9]{2}-[0-9]{2}') then try_cast(txt as date)
+    end;
+
+create or replace macro iso_date_error(col, txt) as
+    case
+        when txt is null then col || ' is empty'
+        when iso_date_value(txt) is null then col || ' is not a date (YYYY-MM-DD): ' || txt
+    end;
+
+create or replace macro code_error(col, txt, allowed) as
+    case
+        when txt is null then col || ' is empty'
+        when not list_contains(allowed, upper(txt))
+            then col || ' has unknown code ' || txt || ' (expected one of '
+                || array_to_string(allowed, ', ') || ')'
+    end;
+
+-- The last day a card with expiry MM/YY is valid.
+create or replace macro card_valid_through(card_exp) as
+    last_day(
+        make_date(
+            2000 + cast(card_exp[4:5] as integer), cast(card_exp[1:2] as integer), 1
+        )
+    );
+
+-- Errors of one row, joined; null when the row is clean.
+create or replace macro joined_errors(errors) as
+    nullif(array_to_string(list_filter(errors, lambda e: e is not null), '; '), '');
+
+-- A refund id is a pure function of the credit, so reruns and backfills reproduce it and a
+-- credit can never hold two different live ids.
+create or replace macro refund_id_for(credit_id) as
+    'AR' || upper(substr(sha256('auto-refunds:' || credit_id), 1, 20));
+
+-- Keeps a malformed line auditable without ever storing something shaped like a card number.
+create or replace macro mask_card_numbers(line) as
+    regexp_replace(line, '[0-9]{9,15}([0-9]{4})', '*********\1', 'g');

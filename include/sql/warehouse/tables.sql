@@ -1,0 +1,137 @@
+-- The warehouse's durable tables. Idempotent: run at every connection.
+-- The models' build schemas (staging, intermediate, marts) are rebuilt by each run; these tables
+-- are only changed by the publish steps, each in one transaction.
+
+create schema if not exists landing;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create schema if not exists marts;
+
+-- Every landing file loaded, with the hash of its content: a file is read again only when its
+-- content changes, and a file that arrives twice under two names is recognised.
+create table if not exists landing.files (
+    source_file varchar primary key,
+    file_kind varchar not null,
+    file_date date,
+    sha256 varchar not null,
+    data_lines bigint not null
+);
+
+-- Every landing row exactly as it arrived, with its file and line (line 1 is the header).
+create table if not exists landing.imagineone__credits (
+    source_file varchar not null,
+    file_date date not null,
+    line_number bigint not null,
+    raw_line varchar
+);
+
+create table if not exists landing.imagineone__client_rules (
+    source_file varchar not null,
+    line_number bigint not null,
+    raw_line varchar
+);
+
+create table if not exists landing.imaginepay__transactions (
+    source_file varchar not null,
+    file_date date not null,
+    line_number bigint not null,
+    raw_line varchar
+);
+
+create table if not exists landing.imaginepay__payments (
+    source_file varchar not null,
+    file_date date not null,
+    line_number bigint not null,
+    raw_line varchar
+);
+
+-- CONTRACT 2: rows that could not be read, never silently dropped.
+create table if not exists main.quarantine_rows (
+    source_file varchar not null,
+    line_number bigint not null,
+    raw_line varchar,
+    error varchar not null
+);
+
+-- CONTRACT 4: one partition per as_of_date.
+create table if not exists main.tickler_true_refunds_due (
+    as_of_date date not null,
+    refund_id varchar not null,
+    credit_id varchar not null,
+    client_id varchar not null,
+    account_id varchar not null,
+    original_txn_id varchar not null,
+    card_token varchar,
+    card_last4 varchar,
+    refund_amount decimal(18, 2) not null
+);
+
+create table if not exists main.tickler_refund_exceptions (
+    as_of_date date not null,
+    credit_id varchar,
+    client_id varchar,
+    account_id varchar,
+    credit_amount decimal(18, 2),
+    reason_code varchar not null,
+    reason_detail varchar not null,
+    source varchar not null,
+    refund_id varchar
+);
+
+-- Every credit of every snapshot with its one outcome: the audit trail of the rules.
+create table if not exists main.credit_outcomes (
+    as_of_date date not null,
+    credit_id varchar not null,
+    client_id varchar,
+    account_id varchar,
+    credit_amount decimal(18, 2) not null,
+    credit_date date not null,
+    outcome varchar not null,
+    reason_code varchar,
+    reason_detail varchar,
+    original_txn_id varchar,
+    refund_id varchar,
+    card_token varchar,
+    card_last4 varchar
+);
+
+-- The refund ledger: every refund ever published to ImaginePay, one row per refund, and the
+-- state the processor's answers moved it to. Written only from published refund files, so it
+-- never holds a refund that was not sent, and never misses one that was.
+create table if not exists main.refund_ledger (
+    refund_id varchar primary key,
+    credit_id varchar not null,
+    client_id varchar not null,
+    account_id varchar not null,
+    original_txn_id varchar not null,
+    card_token varchar,
+    refund_amount decimal(18, 2) not null,
+    requested_date date not null,
+    refund_file varchar not null,
+    status varchar not null,
+    status_date date not null,
+    status_source_file varchar,
+    status_line_number bigint,
+    response_code varchar,
+    response_message varchar
+);
+
+-- Each state a refund entered, in order: SENT, then REFUNDED, DECLINED, AMOUNT_MISMATCH or
+-- UNANSWERED (and from UNANSWERED a late answer).
+create table if not exists main.refund_ledger_events (
+    refund_id varchar not null,
+    status varchar not null,
+    as_of_date date not null,
+    source_file varchar,
+    line_number bigint,
+    detail varchar
+);
+
+-- One row per published refund file: its manifest.
+create table if not exists main.refund_files (
+    as_of_date date primary key,
+    file_name varchar not null,
+    record_count bigint not null,
+    total_amount decimal(18, 2) not null,
+    sha256 varchar not null
+);

@@ -1,0 +1,133 @@
+"""Landing: copy input files into the warehouse exactly as they arrived, line by line.
+
+Nothing is interpreted here beyond the header. Each physical line is kept with its file and
+line number (the header is line 1), so the staging models can type it and every malformed row
+can be quarantined with the place it came from. A file is read again only when its content
+changes (sha256), which makes rerunning any date cheap and idempotent.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from auto_refunds.layout import (
+    CLIENT_RULES_HEADER,
+    CREDITS_HEADER,
+    PAYMENTS_HEADER,
+    TRANSACTIONS_HEADER,
+)
+from auto_refunds.warehouse import scalar
+
+log = logging.getLogger(__name__)
+
+
+class InputFileError(RuntimeError):
+    """A landing file that cannot be used at all: missing, unreadable, or with a wrong header."""
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    table: str
+    header: tuple[str, ...]
+    dated: bool = True
+
+
+CREDITS = Source("credits", "landing.imagineone__credits", CREDITS_HEADER)
+CLIENT_RULES = Source(
+    "client_rules", "landing.imagineone__client_rules", CLIENT_RULES_HEADER, dated=False
+)
+TRANSACTIONS = Source("transactions", "landing.imaginepay__transactions", TRANSACTIONS_HEADER)
+PAYMENTS = Source("payments", "landing.imaginepay__payments", PAYMENTS_HEADER)
+
+
+@dataclass(frozen=True)
+class Landed:
+    source_file: str
+    data_lines: int
+    reloaded: bool
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_header(path: Path, expected: tuple[str, ...]) -> None:
+    if not path.is_file():
+        raise InputFileError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            first = handle.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path}: cannot be read: {exc}") from exc
+    found = tuple(field.strip() for field in next(csv.reader([first]), []))
+    if found != expected:
+        raise InputFileError(
+            f"{path} line 1: wrong header: expected {','.join(expected)!r}, "
+            f"found {first.rstrip(chr(13) + chr(10))!r}"
+        )
+
+
+def land(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_date: dt.date | None
+) -> Landed:
+    """Copy ``path`` into ``source.table`` unless the same content is there already.
+
+    Runs inside the caller's transaction: a failure leaves the table as it was.
+    """
+    check_header(path, source.header)
+    digest = sha256_of(path)
+    name = path.name
+    known = scalar(con, "select sha256 from landing.files where source_file = ?", [name])
+    if known == digest:
+        lines = scalar(con, "select data_lines from landing.files where source_file = ?", [name])
+        return Landed(name, lines, reloaded=False)
+
+    date_column = ", file_date" if source.dated else ""
+    date_value = ", ?::date" if source.dated else ""
+    params = [name, file_date] if source.dated else [name]
+    con.execute(f"delete from {source.table} where source_file = ?", [name])
+    try:
+        # NUL as the delimiter and no quoting: every physical line arrives whole, in order.
+        con.execute(
+            f"""
+            insert into {source.table} (source_file{date_column}, line_number, raw_line)
+            select ?{date_value}, line_number, raw_line
+            from (
+                select row_number() over () as line_number, raw_line
+                from read_csv(
+                    '{_sql_string(path)}', header = false, columns = {{'raw_line': 'VARCHAR'}},
+                    delim = '\\0', quote = '', escape = '', auto_detect = false
+                )
+            )
+            where line_number > 1 and nullif(trim(raw_line), '') is not null
+            """,
+            params,
+        )
+    except duckdb.Error as exc:
+        raise InputFileError(f"{path}: cannot be read: {exc}") from exc
+    lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
+    con.execute(
+        """
+        insert or replace into landing.files (source_file, file_kind, file_date, sha256, data_lines)
+        values (?, ?, ?, ?, ?)
+        """,
+        [name, source.kind, file_date, digest, lines],
+    )
+    log.info("Landed %s: %d data lines (sha256 %s)", path, lines, digest[:12])
+    return Landed(name, lines, reloaded=True)
+
+
+def _sql_string(path: Path) -> str:
+    return str(path).replace("'", "''")

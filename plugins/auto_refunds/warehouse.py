@@ -1,0 +1,111 @@
+"""The DuckDB warehouse: one writer at a time, and every connection set up the same way.
+
+DuckDB lets one process hold a database file read-write. Two Airflow runs (a backfill beside the
+daily run, the reconciliation beside either) would otherwise fail at random on open; instead each
+task takes an exclusive lock file first and waits for the other to finish, up to a timeout after
+which it fails with a message that says who holds the lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from auto_refunds.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseBusy(RuntimeError):
+    pass
+
+
+@contextmanager
+def exclusive_lock(lock_path: Path, timeout_seconds: float) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        deadline = time.monotonic() + timeout_seconds
+        waited = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise WarehouseBusy(
+                        f"{lock_path}: the warehouse is still in use by another run "
+                        f"({holder}) after {timeout_seconds:.0f} s"
+                    ) from None
+                if not waited:
+                    log.info("Waiting for the warehouse lock %s", lock_path)
+                    waited = True
+                time.sleep(0.2)
+        # The holder note is for the message above; the lock itself dies with the process.
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute(path.read_text())
+
+
+@contextmanager
+def connect(settings: Settings, as_of: dt.date | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to the warehouse, holding the writer lock while it is open.
+
+    ``as_of`` is the run's date D; the SQL models read it as ``getvariable('as_of_date')``.
+    """
+    path = settings.layout.warehouse
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spill = path.parent / "spill"
+    with exclusive_lock(path.with_name(path.name + ".lock"), settings.lock_timeout_seconds):
+        config = {
+            "memory_limit": settings.duckdb_memory_limit,
+            "temp_directory": str(spill),
+            # Line numbers of landing files come from scan order.
+            "preserve_insertion_order": True,
+        }
+        if settings.duckdb_threads:
+            config["threads"] = settings.duckdb_threads
+        con = duckdb.connect(str(path), config=config)
+        try:
+            for name in ("tables.sql", "macros.sql"):
+                run_sql_file(con, settings.sql_dir / "warehouse" / name)
+            if as_of is not None:
+                con.execute("set variable as_of_date = ?::date", [as_of])
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: a kill or an error inside leaves the warehouse as it was."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    row = con.execute(sql, params or []).fetchone()
+    return None if row is None else row[0]
