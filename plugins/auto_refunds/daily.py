@@ -135,3 +135,13 @@ def summary(as_of: dt.date, settings: Settings | None = None) -> dict:
 
 def as_dict(published: Published) -> dict:
     return asdict(published)
+
+
+def run_all(as_of: dt.date, settings: Settings | None = None) -> Published:
+    """The whole daily run in one process, step by step as the DAG runs it (tests, benchmark)."""
+    settings = settings or Settings.from_env()
+    extract(as_of, settings)
+    for model in models.DAILY_MODELS:
+        build_model(as_of, model.name, settings)
+    audit(as_of, settings)
+    return publish(as_of, settings)
