@@ -118,21 +118,6 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
     return result
 
 
-def summary(as_of: dt.date, settings: Settings | None = None) -> dict:
-    """What D's published run decided, for people: counts and amounts by outcome and reason."""
-    settings = settings or Settings.from_env()
-    with connect(settings, as_of) as con:
-        rows = con.execute(
-            """
-            select coalesce(reason_code, outcome), count(*), sum(credit_amount)
-            from credit_outcomes where as_of_date = ?
-            group by all order by 1
-            """,
-            [as_of],
-        ).fetchall()
-    return {"outcomes": [(label, count, str(total)) for label, count, total in rows]}
-
-
 def as_dict(published: Published) -> dict:
     return asdict(published)
 

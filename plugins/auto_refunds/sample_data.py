@@ -1,0 +1,364 @@
+"""Seeded sample data in the contract's formats: ImagineOne credits and client rules, ImaginePay
+transactions, for a range of consecutive days.
+
+    python -m auto_refunds.sample_data --out data --start 2026-03-02 --days 3 \\
+        --credits 2000 --transactions 8000 --seed 7
+
+DuckDB generates and writes the rows (10M credits and 40M transactions take minutes); randomness
+comes from hashing row numbers with the seed, so the same arguments give the same bytes.
+
+What it contains, so that every rule of the contract is exercised:
+- six clients: four enrolled with different thresholds and windows, one disabled, one missing
+  from client_rules (and one malformed client_rules row);
+- card history over 14 months before the first day, two cards per account, credit, debit (PIN or
+  signature) and prepaid cards, some expiring before or during the run;
+- settled, pending, voided and declined sales; partial refunds, some pending or declined;
+- the first day's extract carries the history; each later day adds that day's sales and settles
+  some pending sales again under the same txn_id (the latest file wins);
+- each day's credit snapshot keeps two thirds of the previous day's credits and adds new ones,
+  with amounts below the sale, above it, zero or negative, below a threshold, on empty or unknown
+  accounts, and several credits sharing one sale;
+- a few malformed lines per file: bad numbers, three decimals, impossible dates, unknown codes,
+  bad card expiry, missing and duplicated ids, wrong field counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from auto_refunds.layout import (
+    CLIENT_RULES_HEADER,
+    CREDITS_HEADER,
+    TRANSACTIONS_HEADER,
+    Layout,
+)
+
+log = logging.getLogger(__name__)
+
+CLIENT_RULES = [
+    ("CL001", "true", "5.00", ""),
+    ("CL002", "true", "", "90"),
+    ("CL003", "true", "10.00", "365"),
+    ("CL004", "false", "", ""),
+    ("CL005", "true", "", ""),
+    # CL006 has credits and card sales but is not in client_rules at all.
+]
+CLIENT_COUNT = 6
+
+
+@dataclass(frozen=True)
+class Spec:
+    start: dt.date
+    days: int
+    credits: int
+    transactions: int
+    seed: int
+
+    @property
+    def history_sales(self) -> int:
+        return max(20, round(self.transactions * 0.80))
+
+    @property
+    def daily_sales(self) -> int:
+        return max(3, round(self.transactions * 0.14 / self.days))
+
+    @property
+    def accounts(self) -> int:
+        return max(10, self.history_sales // 3)
+
+    @property
+    def credit_step(self) -> int:
+        """New credits per day: a third of the snapshot turns over each day."""
+        return max(1, self.credits // 3)
+
+
+def _macros(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+    con.execute(f"set variable seed = {int(spec.seed)}")
+    con.execute(f"set variable start_date = date '{spec.start.isoformat()}'")
+    con.execute(f"set variable accounts = {spec.accounts}")
+    # A uniform number in [0, 1) for (key, salt): the same for the same seed, everywhere.
+    con.execute(
+        "create or replace macro rnd(key, salt) as "
+        "(hash(key::varchar || ':' || salt || ':' || getvariable('seed')) % 1000003) / 1000003.0"
+    )
+    con.execute("create or replace macro pick(key, salt, n) as floor(rnd(key, salt) * n)::bigint")
+    con.execute(
+        "create or replace macro money(x) as round(x, 2)::decimal(18, 2)"
+    )
+
+
+def _cards(con: duckdb.DuckDBPyConnection) -> None:
+    """Two cards per account, with their own type, expiry, token and last four."""
+    con.execute(
+        """
+        create or replace table cards as
+        select
+            a as account_no,
+            k as card_no,
+            case
+                when rnd(a || '/' || k, 'type') < 0.68 then 'CREDIT'
+                when rnd(a || '/' || k, 'type') < 0.94 then 'DEBIT'
+                else 'PREPAID'
+            end as card_type,
+            -- Expiry from a year before the start to four years after it.
+            (getvariable('start_date') - interval 12 month
+                + to_months(pick(a || '/' || k, 'exp', 60)::integer))::date as exp_month,
+            'tok_' || substr(md5(getvariable('seed') || ':card:' || a || '/' || k), 1, 20)
+                as card_token,
+            lpad(pick(a || '/' || k, 'last4', 10000)::varchar, 4, '0') as card_last4,
+        from range(getvariable('accounts')) r(a), range(2) c(k)
+        """
+    )
+
+
+def _sales(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+    con.execute(
+        f"""
+        create or replace table sales as
+        with
+        history as (
+            select
+                i,
+                'T' || lpad(i::varchar, 10, '0') as txn_id,
+                pick(i, 'account', getvariable('accounts')) as account_no,
+                pick(i, 'card', 2) as card_no,
+                getvariable('start_date') - pick(i, 'age', 425)::integer as txn_date,
+                1 as file_day,
+            from range({spec.history_sales}) r(i)
+        ),
+        daily as (
+            select
+                {spec.history_sales} + d * {spec.daily_sales} + j as i,
+                'T' || lpad(({spec.history_sales} + d * {spec.daily_sales} + j)::varchar, 10, '0')
+                    as txn_id,
+                pick(d || '/' || j, 'account', getvariable('accounts')) as account_no,
+                pick(d || '/' || j, 'card', 2) as card_no,
+                getvariable('start_date') + d::integer as txn_date,
+                d + 1 as file_day,
+            from range({spec.days}) r(d), range({spec.daily_sales}) s(j)
+        ),
+        all_sales as (
+            select * from history
+            union all
+            select * from daily
+        )
+        select
+            all_sales.*,
+            'CL' || lpad((account_no % {CLIENT_COUNT} + 1)::varchar, 3, '0') as client_id,
+            'A' || lpad(account_no::varchar, 8, '0') as account_id,
+            money(5 + pick(i, 'amount', 40000) / 100.0) as amount,
+            case
+                when rnd(i, 'status') < 0.90 then 'SETTLED'
+                when rnd(i, 'status') < 0.95 then 'PENDING'
+                when rnd(i, 'status') < 0.98 then 'VOIDED'
+                else 'DECLINED'
+            end as status,
+            cards.card_type,
+            case
+                when cards.card_type = 'DEBIT' and rnd(i, 'cvm') < 0.6 then 'PIN'
+                when rnd(i, 'cvm') < 0.75 then 'SIGNATURE'
+                else 'NONE'
+            end as cvm,
+            strftime(cards.exp_month, '%m/%y') as card_exp,
+            cards.card_token,
+            cards.card_last4,
+        from all_sales
+        inner join cards using (account_no, card_no)
+        """
+    )
+
+
+def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+    """Every transaction row, by the day of the extract that carries it."""
+    con.execute(
+        f"""
+        create or replace table transaction_rows as
+        with
+        sale_rows as (
+            select
+                file_day, txn_id, client_id, account_id, 'SALE' as txn_type,
+                null as original_txn_id, null as merchant_reference, amount, txn_date, status,
+                card_type, cvm, card_exp, card_token, card_last4,
+            from sales
+        ),
+        -- Pending sales settle on a later day: the same txn_id again, in a later extract.
+        settled_later as (
+            select
+                least({spec.days}, file_day + 1 + pick(i, 'settle', 2)) as file_day,
+                txn_id, client_id, account_id, 'SALE' as txn_type, null, null, amount,
+                txn_date, 'SETTLED' as status, card_type, cvm, card_exp, card_token, card_last4,
+            from sales
+            where status = 'PENDING' and rnd(i, 'settles') < 0.6 and file_day < {spec.days}
+        ),
+        -- Partial refunds made at the practice, most settled, some pending or declined.
+        refunds as (
+            select
+                file_day,
+                'R' || substr(txn_id, 2) as txn_id,
+                client_id, account_id, 'REFUND' as txn_type,
+                txn_id as original_txn_id, null as merchant_reference,
+                money(greatest(1, amount * (0.1 + rnd(i, 'refund') * 0.6))) as amount,
+                least(txn_date + 3, getvariable('start_date')) as txn_date,
+                case
+                    when rnd(i, 'refund_status') < 0.8 then 'SETTLED'
+                    when rnd(i, 'refund_status') < 0.9 then 'PENDING'
+                    else 'DECLINED'
+                end as status,
+                card_type, cvm, card_exp, card_token, card_last4,
+            from sales
+            where status = 'SETTLED' and file_day = 1 and rnd(i, 'refunded') < 0.06
+        )
+        select * from sale_rows
+        union all
+        select * from settled_later
+        union all
+        select * from refunds
+        """
+    )
+
+
+def _credits(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
+    """The pool of credits; the snapshot of day d holds a window of it."""
+    pool = spec.credits + spec.credit_step * (spec.days - 1)
+    con.execute(
+        f"""
+        create or replace table credit_pool as
+        with
+        drawn as (
+            select
+                j,
+                'CR' || lpad(j::varchar, 10, '0') as credit_id,
+                -- A third of the credits point at a busy sale shared with others.
+                case
+                    when rnd(j, 'shared') < 0.05 then pick(j // 3, 'sale', {spec.history_sales})
+                    else pick(j, 'sale', {spec.history_sales})
+                end as sale_i,
+                rnd(j, 'kind') as kind,
+                j // {spec.credit_step} - 2 as first_day_index,
+            from range({pool}) r(j)
+        )
+        select
+            drawn.credit_id,
+            drawn.first_day_index,
+            sales.client_id,
+            case
+                when kind < 0.01 then null
+                when kind < 0.04 then 'AX' || lpad(drawn.j::varchar, 8, '0')
+                else sales.account_id
+            end as account_id,
+            case
+                when kind < 0.80 then money(sales.amount * (0.05 + rnd(drawn.j, 'part') * 0.85))
+                when kind < 0.88 then money(sales.amount * (1.2 + rnd(drawn.j, 'over')))
+                when kind < 0.895 then 0.00::decimal(18, 2)
+                when kind < 0.90 then money(-1 - rnd(drawn.j, 'neg') * 20)
+                when kind < 0.95 then money(0.5 + rnd(drawn.j, 'tiny') * 9)
+                else money(sales.amount)
+            end as credit_amount,
+            getvariable('start_date') + drawn.first_day_index::integer
+                - pick(drawn.j, 'credit_age', 30)::integer as credit_date,
+        from drawn
+        inner join sales on sales.i = drawn.sale_i
+        """
+    )
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    target = str(path).replace("'", "''")
+    con.execute(f"copy ({query}) to '{target}' (format csv, header true, new_line '\\n')")
+
+
+def _append(path: Path, lines: list[str]) -> None:
+    with open(path, "a", encoding="utf-8", newline="") as handle:
+        handle.write("".join(line + "\n" for line in lines))
+
+
+def _malformed_credits(day: dt.date) -> list[str]:
+    tag = day.strftime("%Y%m%d")
+    return [
+        f"BAD{tag}-1,CL001,A00000001,abc,{day}",
+        f"BAD{tag}-2,CL001,A00000001,12.345,{day}",
+        f"BAD{tag}-3,CL001,A00000001,10.00,{day.year}-02-30",
+        f",CL001,A00000001,10.00,{day}",
+        f"DUP{tag},CL001,A00000001,10.00,{day}",
+        f"DUP{tag},CL001,A00000002,11.00,{day}",
+        f"BAD{tag}-4,CL001,A00000001,10.00",
+    ]
+
+
+def _malformed_transactions(day: dt.date) -> list[str]:
+    tag = day.strftime("%Y%m%d")
+    card = "CREDIT,SIGNATURE,12/29,tok_malformed,4242"
+    return [
+        f"XBAD{tag}-1,CL001,A00000001,SALE,,,12.5x,{day},SETTLED,{card}",
+        f"XBAD{tag}-2,CL001,A00000001,SALE,,,0.00,{day},SETTLED,{card}",
+        f"XBAD{tag}-3,CL001,A00000001,CHARGEBACK,,,10.00,{day},SETTLED,{card}",
+        f"XBAD{tag}-4,CL001,A00000001,SALE,,,10.00,{day},SETTLED,CREDIT,SIGNATURE,13/29,tok_x,4242",
+        f"XBAD{tag}-5,CL001,A00000001,SALE,,,10.00,{day},SETTLED,CREDIT,SIGNATURE,12/29,tok_x,42",
+        f",CL001,A00000001,SALE,,,10.00,{day},SETTLED,{card}",
+        f"XDUP{tag},CL001,A00000001,SALE,,,10.00,{day},SETTLED,{card}",
+        f"XDUP{tag},CL001,A00000001,SALE,,,11.00,{day},SETTLED,{card}",
+    ]
+
+
+def generate(out: Path, spec: Spec) -> list[dt.date]:
+    """Write the sample inputs for ``spec.days`` days from ``spec.start`` into ``out``."""
+    layout = Layout(out)
+    con = duckdb.connect()
+    try:
+        _macros(con, spec)
+        _cards(con)
+        _sales(con, spec)
+        _transactions(con, spec)
+        _credits(con, spec)
+
+        layout.client_rules.parent.mkdir(parents=True, exist_ok=True)
+        rules = [",".join(CLIENT_RULES_HEADER)]
+        rules += [",".join(row) for row in CLIENT_RULES]
+        rules.append("CL999,maybe,,")
+        layout.client_rules.write_text("\n".join(rules) + "\n")
+
+        days = [spec.start + dt.timedelta(days=d) for d in range(spec.days)]
+        for index, day in enumerate(days):
+            _copy(
+                con,
+                f"select {', '.join(TRANSACTIONS_HEADER)} from transaction_rows "
+                f"where file_day = {index + 1} order by txn_id",
+                layout.transactions(day),
+            )
+            _append(layout.transactions(day), _malformed_transactions(day))
+            _copy(
+                con,
+                f"select {', '.join(CREDITS_HEADER)} from credit_pool "
+                f"where first_day_index between {index - 2} and {index} "
+                f"and credit_date <= date '{day.isoformat()}' order by credit_id",
+                layout.credits(day),
+            )
+            _append(layout.credits(day), _malformed_credits(day))
+            log.info("Sample data for %s written to %s", day, out)
+        return days
+    finally:
+        con.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="the data folder to fill")
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--credits", type=int, default=2000, help="credits per daily snapshot")
+    parser.add_argument("--transactions", type=int, default=8000, help="transactions in all")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    generate(args.out, Spec(args.start, args.days, args.credits, args.transactions, args.seed))
+
+
+if __name__ == "__main__":
+    main()
