@@ -11,6 +11,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from auto_refunds import landing, ledger, models, quality
+from auto_refunds.faults import crash_point
 from auto_refunds.refund_file import publish_refund_file
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect, scalar, transaction
@@ -83,6 +84,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
     layout = settings.layout
     with connect(settings, as_of) as con:
         manifest, written = publish_refund_file(con, layout, as_of)
+        crash_point("between_manifest_and_ledger")
         with transaction(con):
             ledger.record_refund_file(con, layout, as_of)
             for table, predicate in PARTITIONS.items():

@@ -23,6 +23,7 @@ from auto_refunds.layout import (
     PAYMENTS_HEADER,
     TRANSACTIONS_HEADER,
 )
+from auto_refunds.faults import crash_point
 from auto_refunds.warehouse import scalar
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def land(
         )
     except duckdb.Error as exc:
         raise InputFileError(f"{path}: cannot be read: {exc}") from exc
+    crash_point("mid_load")
     lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
     con.execute(
         """

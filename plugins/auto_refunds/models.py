@@ -12,9 +12,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
+from typing import TYPE_CHECKING
 
-from auto_refunds.warehouse import scalar
+from auto_refunds.faults import crash_point
+
+if TYPE_CHECKING:
+    import duckdb
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,10 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
     """Build one model and return its row count."""
     started = time.perf_counter()
     sql = model.path(sql_dir).read_text()
+    con.execute("begin transaction")
     con.execute(f"create or replace table {model.relation} as\n{sql}")
-    rows = scalar(con, f"select count(*) from {model.relation}")
+    crash_point("mid_model")
+    con.execute("commit")
+    rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
     log.info("Built %s: %d rows in %.2f s", model.relation, rows, time.perf_counter() - started)
     return rows

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from auto_refunds.faults import crash_point
 from auto_refunds.landing import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout
 
@@ -72,6 +73,7 @@ def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) ->
         "(format csv, header true, delimiter ',', quote '\"', escape '\"', new_line '\\n')"
     )
     _fsync_file(tmp)
+    crash_point("mid_file_write")
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -165,5 +167,6 @@ def publish_refund_file(
 
     os.replace(candidate, csv_path)
     _fsync_dir(csv_path.parent)
+    crash_point("between_file_and_manifest")
     atomic_write_bytes(manifest_path, manifest.to_bytes())
     return manifest, True
