@@ -53,32 +53,33 @@ final as (
         auto_refunds_enabled,
         min_balance_threshold,
         coalesce(refund_window_days, 180) as refund_window_days,
-        joined_errors([
-            case
-                when field_count is null then 'line is not valid CSV (broken quoting)'
-                when field_count <> 4 then 'expected 4 fields, found ' || field_count
-            end,
-            case when client_id is null then 'client_id is empty' end,
-            case
-                when rows_with_client_id > 1
-                    then 'client_id ' || client_id || ' appears on '
-                    || rows_with_client_id || ' lines of this file'
-            end,
-            case
-                when auto_refunds_enabled is null
-                    then 'auto_refunds_enabled must be true or false, found '
-                    || coalesce(auto_refunds_enabled_text, 'nothing')
-            end,
-            case
-                when min_balance_threshold_text is not null
-                    then money_error('min_balance_threshold', min_balance_threshold_text)
-            end,
-            case
-                when refund_window_days_text is not null and refund_window_days is null
-                    then 'refund_window_days is not a whole number of days: '
-                    || refund_window_days_text
-            end,
-        ]) as dq_error,
+        -- A line of the wrong shape gets that one reason: its fields mean nothing.
+        case
+            when field_count is null then 'line is not valid CSV (broken quoting)'
+            when field_count <> 4 then 'expected 4 fields, found ' || field_count
+            else joined_errors([
+                case when client_id is null then 'client_id is empty' end,
+                case
+                    when rows_with_client_id > 1
+                        then 'client_id ' || client_id || ' appears on '
+                        || rows_with_client_id || ' lines of this file'
+                end,
+                case
+                    when auto_refunds_enabled is null
+                        then 'auto_refunds_enabled must be true or false, found '
+                        || coalesce(auto_refunds_enabled_text, 'nothing')
+                end,
+                case
+                    when min_balance_threshold_text is not null
+                        then money_error('min_balance_threshold', min_balance_threshold_text)
+                end,
+                case
+                    when refund_window_days_text is not null and refund_window_days is null
+                        then 'refund_window_days is not a whole number of days: '
+                        || refund_window_days_text
+                end,
+            ])
+        end as dq_error,
     from typed
 )
 

@@ -49,20 +49,21 @@ final as (
         account_id,
         credit_amount,
         credit_date,
-        joined_errors([
-            case
-                when field_count is null then 'line is not valid CSV (broken quoting)'
-                when field_count <> 5 then 'expected 5 fields, found ' || field_count
-            end,
-            case when credit_id is null then 'credit_id is empty' end,
-            case
-                when rows_with_credit_id > 1
-                    then 'credit_id ' || credit_id || ' appears on '
-                    || rows_with_credit_id || ' lines of this file'
-            end,
-            money_error('credit_amount', credit_amount_text),
-            iso_date_error('credit_date', credit_date_text),
-        ]) as dq_error,
+        -- A line of the wrong shape gets that one reason: its fields mean nothing.
+        case
+            when field_count is null then 'line is not valid CSV (broken quoting)'
+            when field_count <> 5 then 'expected 5 fields, found ' || field_count
+            else joined_errors([
+                case when credit_id is null then 'credit_id is empty' end,
+                case
+                    when rows_with_credit_id > 1
+                        then 'credit_id ' || credit_id || ' appears on '
+                        || rows_with_credit_id || ' lines of this file'
+                end,
+                money_error('credit_amount', credit_amount_text),
+                iso_date_error('credit_date', credit_date_text),
+            ])
+        end as dq_error,
     from typed
 )
 

@@ -71,46 +71,47 @@ final as (
         case when card_exp_is_valid then card_valid_through(card_exp) end as card_valid_through,
         card_token,
         card_last4,
-        joined_errors([
-            case
-                when field_count is null then 'line is not valid CSV (broken quoting)'
-                when field_count <> 14 then 'expected 14 fields, found ' || field_count
-            end,
-            case when txn_id is null then 'txn_id is empty' end,
-            case
-                when rows_with_txn_id > 1
-                    then 'txn_id ' || txn_id || ' appears on '
-                    || rows_with_txn_id || ' lines of this file'
-            end,
-            code_error('txn_type', txn_type, ['SALE', 'REFUND']),
-            money_error('amount', amount_text),
-            case when amount <= 0 then 'amount must be above zero, found ' || amount_text end,
-            iso_date_error('txn_date', txn_date_text),
-            code_error('status', status, ['SETTLED', 'PENDING', 'DECLINED', 'VOIDED']),
-            -- Card fields describe the card a sale can be refunded to; a REFUND row may omit
-            -- them, but what is there must read cleanly.
-            case
-                when txn_type = 'SALE' or card_type is not null
-                    then code_error('card_type', card_type, ['CREDIT', 'DEBIT', 'PREPAID'])
-            end,
-            case
-                when txn_type = 'SALE' or cvm is not null
-                    then code_error('cvm', cvm, ['PIN', 'SIGNATURE', 'NONE'])
-            end,
-            case
-                when (txn_type = 'SALE' or card_exp is not null)
-                    and not coalesce(card_exp_is_valid, false)
-                    then 'card_exp is not MM/YY'
-            end,
-            case
-                when (txn_type = 'SALE' or card_last4 is not null)
-                    and not coalesce(regexp_full_match(card_last4, '[0-9]{4}'), false)
-                    then 'card_last4 is not 4 digits'
-            end,
-            case
-                when txn_type = 'SALE' and card_token is null then 'card_token is empty'
-            end,
-        ]) as dq_error,
+        -- A line of the wrong shape gets that one reason: its fields mean nothing.
+        case
+            when field_count is null then 'line is not valid CSV (broken quoting)'
+            when field_count <> 14 then 'expected 14 fields, found ' || field_count
+            else joined_errors([
+                case when txn_id is null then 'txn_id is empty' end,
+                case
+                    when rows_with_txn_id > 1
+                        then 'txn_id ' || txn_id || ' appears on '
+                        || rows_with_txn_id || ' lines of this file'
+                end,
+                code_error('txn_type', txn_type, ['SALE', 'REFUND']),
+                money_error('amount', amount_text),
+                case when amount <= 0 then 'amount must be above zero, found ' || amount_text end,
+                iso_date_error('txn_date', txn_date_text),
+                code_error('status', status, ['SETTLED', 'PENDING', 'DECLINED', 'VOIDED']),
+                -- Card fields describe the card a sale can be refunded to; a REFUND row may omit
+                -- them, but what is there must read cleanly.
+                case
+                    when txn_type = 'SALE' or card_type is not null
+                        then code_error('card_type', card_type, ['CREDIT', 'DEBIT', 'PREPAID'])
+                end,
+                case
+                    when txn_type = 'SALE' or cvm is not null
+                        then code_error('cvm', cvm, ['PIN', 'SIGNATURE', 'NONE'])
+                end,
+                case
+                    when (txn_type = 'SALE' or card_exp is not null)
+                        and not coalesce(card_exp_is_valid, false)
+                        then 'card_exp is not MM/YY'
+                end,
+                case
+                    when (txn_type = 'SALE' or card_last4 is not null)
+                        and not coalesce(regexp_full_match(card_last4, '[0-9]{4}'), false)
+                        then 'card_last4 is not 4 digits'
+                end,
+                case
+                    when txn_type = 'SALE' and card_token is null then 'card_token is empty'
+                end,
+            ])
+        end as dq_error,
     from typed
 )
 

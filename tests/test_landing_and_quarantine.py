@@ -1,0 +1,190 @@
+"""CONTRACT 2: every landing line kept; malformed rows quarantined with file, line and reason;
+a missing file or a wrong header fails the run and leaves nothing half-written."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from auto_refunds import daily
+from auto_refunds.landing import InputFileError
+from scenario import D, Scenario, credit, sale
+
+
+@pytest.fixture
+def scenario(settings) -> Scenario:
+    return Scenario(settings)
+
+
+def quarantined(scenario: Scenario) -> dict[tuple[str, int], str]:
+    rows = scenario.query(
+        "select source_file, line_number, error from marts.quarantine_rows order by all"
+    )
+    return {(source_file, line): error for source_file, line, error in rows}
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("C9,CL1,A1,abc,2026-01-04", "credit_amount is not a decimal number: abc"),
+        ("C9,CL1,A1,12.345,2026-01-04", "credit_amount has more than two decimals: 12.345"),
+        ("C9,CL1,A1,,2026-01-04", "credit_amount is empty"),
+        ("C9,CL1,A1,1e3,2026-01-04", "credit_amount is not a decimal number: 1e3"),
+        ("C9,CL1,A1,10.00,2026-02-30", "credit_date is not a date (YYYY-MM-DD): 2026-02-30"),
+        ("C9,CL1,A1,10.00,01/04/2026", "credit_date is not a date (YYYY-MM-DD): 01/04/2026"),
+        (",CL1,A1,10.00,2026-01-04", "credit_id is empty"),
+        ("C9,CL1,A1,10.00", "expected 5 fields, found 4"),
+        ("C9,CL1,A1,10.00,2026-01-04,x", "expected 5 fields, found 6"),
+        ('C9,"CL1,A1,10.00,2026-01-04', "line is not valid CSV (broken quoting)"),
+    ],
+)
+def test_malformed_credit_values_are_quarantined(scenario, line, error):
+    scenario.write_credits(D, credit("C1"), line)
+    scenario.write_transactions(D, sale("T1"))
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert quarantined(scenario) == {("credits_20260105.csv", 3): error}
+
+
+CARD = "CREDIT,SIGNATURE,12/27,tok_9,9999"
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (f"T9,CL1,A1,SALE,,,abc,2026-01-01,SETTLED,{CARD}", "amount is not a decimal number: abc"),
+        (f"T9,CL1,A1,SALE,,,1.001,2026-01-01,SETTLED,{CARD}", "amount has more than two decimals"),
+        (f"T9,CL1,A1,SALE,,,0.00,2026-01-01,SETTLED,{CARD}", "amount must be above zero, found 0.00"),
+        (f"T9,CL1,A1,SALE,,,-5.00,2026-01-01,SETTLED,{CARD}", "amount must be above zero"),
+        (f"T9,CL1,A1,SALE,,,5.00,2026-13-01,SETTLED,{CARD}", "txn_date is not a date"),
+        (f"T9,CL1,A1,CHARGEBACK,,,5.00,2026-01-01,SETTLED,{CARD}", "txn_type has unknown code"),
+        (f"T9,CL1,A1,SALE,,,5.00,2026-01-01,REVERSED,{CARD}", "status has unknown code REVERSED"),
+        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,GIFT,PIN,12/27,tok,9999", "card_type has unknown"),
+        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,CHIP,12/27,tok,9999", "cvm has unknown"),
+        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,13/27,tok,9999", "card_exp is not MM/YY"),
+        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,1/27,tok,9999", "card_exp is not MM/YY"),
+        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/2027,tok,9999", "card_exp is not"),
+        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,99", "card_last4 is not 4"),
+        (f",CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,{CARD}", "txn_id is empty"),
+    ],
+)
+def test_malformed_transaction_values_are_quarantined(scenario, line, error):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"), line)
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    ((where, found),) = quarantined(scenario).items()
+    assert where == ("transactions_20260105.csv", 3)
+    assert found.startswith(error)
+
+
+def test_every_row_of_a_duplicated_id_is_quarantined(scenario):
+    scenario.write_credits(D, credit("C1"), credit("C2", "10.00"), credit("C2", "20.00"))
+    scenario.write_transactions(D, sale("T1"), sale("T2", account="A2"), sale("T2", account="A2"))
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert quarantined(scenario) == {
+        ("credits_20260105.csv", 3): "credit_id C2 appears on 2 lines of this file",
+        ("credits_20260105.csv", 4): "credit_id C2 appears on 2 lines of this file",
+        ("transactions_20260105.csv", 3): "txn_id T2 appears on 2 lines of this file",
+        ("transactions_20260105.csv", 4): "txn_id T2 appears on 2 lines of this file",
+    }
+
+
+def test_a_txn_id_repeated_in_a_later_file_is_not_a_duplicate(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(dt.date(2026, 1, 4), sale("T1", status="PENDING"))
+    scenario.write_transactions(D, sale("T1"))
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert quarantined(scenario) == {}
+
+
+def test_malformed_client_rules_rows(scenario):
+    scenario.write_rules(
+        ("CL1", "yes", "", ""),
+        ("CL2", "true", "1.234", ""),
+        ("CL3", "true", "", "ninety"),
+        ("CL4", "TRUE", "", ""),
+        ("CL4", "true", "", ""),
+    )
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    assert scenario.decide() == {"C1": ("NOT_ENROLLED", None)}
+    assert quarantined(scenario) == {
+        ("client_rules.csv", 2): "auto_refunds_enabled must be true or false, found yes",
+        ("client_rules.csv", 3): "min_balance_threshold has more than two decimals: 1.234",
+        ("client_rules.csv", 4): "refund_window_days is not a whole number of days: ninety",
+        ("client_rules.csv", 5): "client_id CL4 appears on 2 lines of this file",
+        ("client_rules.csv", 6): "client_id CL4 appears on 2 lines of this file",
+    }
+
+
+def test_quoting_crlf_bom_and_blank_lines(scenario):
+    path = scenario.write_credits(D)
+    path.write_bytes(
+        b"\xef\xbb\xbfcredit_id,client_id,account_id,credit_amount,credit_date\r\n"
+        b'"C1",CL1,"A1",50.00,2026-01-04\r\n'
+        b"\r\n"
+        b' C2 ,CL1,A1, 10.00 ,2026-01-04\r\n'
+    )
+    scenario.write_transactions(D, sale("T1"))
+    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("DUE", "T1")}
+    assert quarantined(scenario) == {}
+
+
+def test_a_card_number_never_reaches_the_quarantine(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(
+        D, "T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,4111111111111111"
+    )
+    scenario.decide()
+    ((raw_line, error),) = scenario.query("select raw_line, error from marts.quarantine_rows")
+    assert "4111111111111111" not in raw_line and raw_line.endswith("tok,*********1111")
+    assert "4111111111111111" not in error
+
+
+def test_a_wrong_header_fails_naming_the_file_and_lands_nothing(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    scenario.layout.transactions(D).write_text("txn_id,amount\nT1,5.00\n")
+    with pytest.raises(InputFileError, match=r"transactions_20260105\.csv line 1: wrong header"):
+        daily.extract(D, scenario.settings)
+    assert scenario.query("select count(*) from landing.files") == [(0,)]
+    assert scenario.query("select count(*) from landing.imagineone__credits") == [(0,)]
+
+
+@pytest.mark.parametrize("missing", ["credits", "transactions", "client_rules"])
+def test_a_missing_file_fails_naming_it(scenario, missing):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    path = {
+        "credits": scenario.layout.credits(D),
+        "transactions": scenario.layout.transactions(D),
+        "client_rules": scenario.layout.client_rules,
+    }[missing]
+    path.unlink()
+    with pytest.raises(InputFileError, match=f"{path.name}: file not found"):
+        daily.extract(D, scenario.settings)
+
+
+def test_an_unreadable_file_fails_naming_it(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    with open(scenario.layout.credits(D), "ab") as handle:
+        handle.write(b"C2,CL1,A1,\xff\xfe,2026-01-04\n")
+    with pytest.raises(InputFileError, match=r"credits_20260105\.csv: cannot be read"):
+        daily.extract(D, scenario.settings)
+    assert scenario.query("select count(*) from landing.files") == [(0,)]
+
+
+def test_reloading_a_file_replaces_its_lines_and_quarantine(scenario):
+    scenario.write_credits(D, credit("C1"), "C2,CL1,A1,abc,2026-01-04")
+    scenario.write_transactions(D, sale("T1"))
+    scenario.run(D)
+    scenario.run(D)
+    assert scenario.query("select count(*) from landing.imagineone__credits") == [(2,)]
+    assert scenario.query("select count(*) from quarantine_rows") == [(1,)]
+    scenario.write_credits(D, credit("C1"), credit("C2"))
+    scenario.decide()
+    assert quarantined(scenario) == {}
