@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile as _tmp
 import sys
 from pathlib import Path
 
@@ -29,3 +30,27 @@ def settings(data_dir) -> Settings:
 
 
 os.environ.setdefault("AUTO_REFUNDS_DUCKDB_THREADS", "2")
+
+
+# Airflow reads its configuration when first imported: point it at a private home, the
+# project's DAGs and plugins, before any test imports it.
+_AIRFLOW_HOME = Path(os.environ.get("AUTO_REFUNDS_TEST_AIRFLOW_HOME") or _tmp.mkdtemp(prefix="ar-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB, once per session."""
+    import subprocess
+
+    if not (_AIRFLOW_HOME / "airflow.db").exists():
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            check=True,
+            capture_output=True,
+        )
+    return _AIRFLOW_HOME

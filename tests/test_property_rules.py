@@ -36,17 +36,17 @@ D2 = dt.date(2026, 4, 2)
 DAYS = (B, D0, D1, D2)
 
 RULED_CLIENTS = ("CL1", "CL2", "CL3")
-CLIENTS = ("CL1", "CL1", "CL2", "CL3", "CL4")  # CL4 has no client_rules row
+CLIENTS = ("CL1", "CL1", "CL2", "CL1", "CL3", "CL4")  # CL4 has no client_rules row
 ACCOUNTS = ("A1", "A2")
 SALE_AMOUNTS = ("40", "40.00", "10", "25.50", "100")
 REFUND_AMOUNTS = ("15.25", "5", "10", "40")
 CREDIT_AMOUNTS = ("10", "15", "10.00", "25.50", "30", "5", "40", "60", "100.01", "0", "0.00", "-5")
 # days before D0; negative = after D0
-TXN_OFFSETS = (1, 2, 0, 3, 1, 4, -1, 0, 30, 31, 32, 180, 181, 182, 183, -2)
+TXN_OFFSETS = (1, 2, 0, 3, 1, 4, 0, -1, 2, 30, 31, 32, 180, 181, 182, 183, -2)
 STATUSES = ("SETTLED", "SETTLED", "PENDING", "SETTLED", "settled", "DECLINED", "VOIDED")
 CARD_TYPES = ("CREDIT", "DEBIT", "PREPAID", "debit", "DEBIT")
 CVMS = ("SIGNATURE", "PIN", "NONE", "pin", "PIN")
-CARD_EXPS = ("12/30", "03/26", "03/26", "02/26", "04/26")
+CARD_EXPS = ("12/30", "03/26", "12/30", "04/26", "03/26", "02/26")
 
 Q = Decimal("0.01")
 
@@ -85,12 +85,12 @@ def draw_rules(draw) -> list:
         rows.append(
             [
                 client,
-                draw(st.sampled_from(["true", "TRUE", "true", " True", "false"])),
+                draw(st.sampled_from(["true", "TRUE", "true", " True", "true", "false"])),
                 draw(st.sampled_from(["", "", "5", "20.00", "25.5"])),
-                draw(st.sampled_from(["", "3", "", "1", "2", "30", "181"])),
+                draw(st.sampled_from(["", "3", "", "1", "", "2", "30", "181"])),
             ]
         )
-    defect = draw(st.sampled_from([None, None, None, "enabled", "threshold", "window", "dup", "fields"]))
+    defect = draw(st.sampled_from([None, None, None, None, "enabled", "threshold", "window", "dup", "fields"]))
     if defect == "enabled":
         rows[2][1] = draw(st.sampled_from(["yes", "1", ""]))
     elif defect == "threshold":
