@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile as _tmp
 import sys
+import tempfile as _tmp
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,9 @@ os.environ.setdefault("AUTO_REFUNDS_DUCKDB_THREADS", "2")
 
 # Airflow reads its configuration when first imported: point it at a private home, the
 # project's DAGs and plugins, before any test imports it.
-_AIRFLOW_HOME = Path(os.environ.get("AUTO_REFUNDS_TEST_AIRFLOW_HOME") or _tmp.mkdtemp(prefix="ar-airflow-"))
+_AIRFLOW_HOME = Path(
+    os.environ.get("AUTO_REFUNDS_TEST_AIRFLOW_HOME") or _tmp.mkdtemp(prefix="ar-airflow-")
+)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")

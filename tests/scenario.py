@@ -34,8 +34,20 @@ def sale(
     last4: str = "1111",
 ) -> tuple:
     return (
-        txn_id, client, account, "SALE", "", "", amount, txn_date, status, card_type, cvm,
-        card_exp, token or f"tok_{txn_id}", last4,
+        txn_id,
+        client,
+        account,
+        "SALE",
+        "",
+        "",
+        amount,
+        txn_date,
+        status,
+        card_type,
+        cvm,
+        card_exp,
+        token or f"tok_{txn_id}",
+        last4,
     )
 
 
@@ -51,8 +63,20 @@ def refund(
     txn_date: str = "2026-01-02",
 ) -> tuple:
     return (
-        txn_id, client, account, "REFUND", original, merchant_reference, amount, txn_date,
-        status, "CREDIT", "SIGNATURE", "12/27", f"tok_{original}", "1111",
+        txn_id,
+        client,
+        account,
+        "REFUND",
+        original,
+        merchant_reference,
+        amount,
+        txn_date,
+        status,
+        "CREDIT",
+        "SIGNATURE",
+        "12/27",
+        f"tok_{original}",
+        "1111",
     )
 
 

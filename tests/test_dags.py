@@ -45,7 +45,7 @@ def test_auto_refunds_runs_one_task_per_model_in_order(dagbag):
     dag = dagbag.dags["auto_refunds"]
     order = ["extract", *(model.name for model in DAILY_MODELS), "audit", "publish"]
     assert sorted(dag.task_ids) == sorted(order)
-    for upstream, downstream in zip(order, order[1:]):
+    for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert [outlet.name for outlet in dag.get_task("publish").outlets] == [
         "auto_refunds.imaginepay_refund_file"
@@ -98,9 +98,12 @@ def test_auto_refunds_end_to_end_with_a_rerun_and_a_backfill(airflow_db, dagbag,
 
     with connect(settings) as con:
         # No credit ever holds two refunds; every file total matches its tickler.
-        assert con.execute(
-            "select credit_id from refund_ledger group by 1 having count(*) > 1"
-        ).fetchall() == []
+        assert (
+            con.execute(
+                "select credit_id from refund_ledger group by 1 having count(*) > 1"
+            ).fetchall()
+            == []
+        )
         for day in days:
             manifest = json.loads(settings.layout.refunds_manifest(day).read_text())
             total, count = con.execute(
@@ -111,9 +114,16 @@ def test_auto_refunds_end_to_end_with_a_rerun_and_a_backfill(airflow_db, dagbag,
             assert (manifest["total_amount"], manifest["record_count"]) == (total, count)
     reasons = {label for day in days for label, _ in _outcomes(settings, day)}
     assert reasons >= {
-        "DUE", "NOT_ENROLLED", "ALREADY_REQUESTED", "MISSING_REQUIREMENTS",
-        "BELOW_MIN_THRESHOLD", "NO_MATCHING_TRANSACTION", "CREDIT_EXCEEDS_TRANSACTION",
-        "DEBIT_PIN_TRANSACTION", "CARD_EXPIRED", "REFUND_WINDOW_EXPIRED",
+        "DUE",
+        "NOT_ENROLLED",
+        "ALREADY_REQUESTED",
+        "MISSING_REQUIREMENTS",
+        "BELOW_MIN_THRESHOLD",
+        "NO_MATCHING_TRANSACTION",
+        "CREDIT_EXCEEDS_TRANSACTION",
+        "DEBIT_PIN_TRANSACTION",
+        "CARD_EXPIRED",
+        "REFUND_WINDOW_EXPIRED",
     }
 
 

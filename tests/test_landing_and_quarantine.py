@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily
 from auto_refunds.landing import InputFileError
-from scenario import D, Scenario, credit, sale
 
 
 @pytest.fixture
@@ -54,15 +54,27 @@ CARD = "CREDIT,SIGNATURE,12/27,tok_9,9999"
     [
         (f"T9,CL1,A1,SALE,,,abc,2026-01-01,SETTLED,{CARD}", "amount is not a decimal number: abc"),
         (f"T9,CL1,A1,SALE,,,1.001,2026-01-01,SETTLED,{CARD}", "amount has more than two decimals"),
-        (f"T9,CL1,A1,SALE,,,0.00,2026-01-01,SETTLED,{CARD}", "amount must be above zero, found 0.00"),
+        (
+            f"T9,CL1,A1,SALE,,,0.00,2026-01-01,SETTLED,{CARD}",
+            "amount must be above zero, found 0.00",
+        ),
         (f"T9,CL1,A1,SALE,,,-5.00,2026-01-01,SETTLED,{CARD}", "amount must be above zero"),
         (f"T9,CL1,A1,SALE,,,5.00,2026-13-01,SETTLED,{CARD}", "txn_date is not a date"),
         (f"T9,CL1,A1,CHARGEBACK,,,5.00,2026-01-01,SETTLED,{CARD}", "txn_type has unknown code"),
         (f"T9,CL1,A1,SALE,,,5.00,2026-01-01,REVERSED,{CARD}", "status has unknown code REVERSED"),
-        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,GIFT,PIN,12/27,tok,9999", "card_type has unknown"),
+        (
+            "T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,GIFT,PIN,12/27,tok,9999",
+            "card_type has unknown",
+        ),
         ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,CHIP,12/27,tok,9999", "cvm has unknown"),
-        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,13/27,tok,9999", "card_exp is not MM/YY"),
-        ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,1/27,tok,9999", "card_exp is not MM/YY"),
+        (
+            "T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,13/27,tok,9999",
+            "card_exp is not MM/YY",
+        ),
+        (
+            "T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,1/27,tok,9999",
+            "card_exp is not MM/YY",
+        ),
         ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/2027,tok,9999", "card_exp is not"),
         ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,99", "card_last4 is not 4"),
         (f",CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,{CARD}", "txn_id is empty"),
@@ -123,7 +135,7 @@ def test_quoting_crlf_bom_and_blank_lines(scenario):
         b"\xef\xbb\xbfcredit_id,client_id,account_id,credit_amount,credit_date\r\n"
         b'"C1",CL1,"A1",50.00,2026-01-04\r\n'
         b"\r\n"
-        b' C2 ,CL1,A1, 10.00 ,2026-01-04\r\n'
+        b" C2 ,CL1,A1, 10.00 ,2026-01-04\r\n"
     )
     scenario.write_transactions(D, sale("T1"))
     assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("DUE", "T1")}

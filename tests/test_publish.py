@@ -7,11 +7,11 @@ import hashlib
 import json
 
 import pytest
+from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily, ledger, quality
 from auto_refunds.refund_file import PublishedFileConflict
 from auto_refunds.warehouse import connect
-from scenario import D, Scenario, credit, sale
 
 D0 = dt.date(2026, 1, 4)
 
@@ -29,9 +29,7 @@ def test_refund_file_and_manifest(scenario):
 
     csv_path = scenario.layout.refunds(D)
     content = csv_path.read_bytes()
-    rows = sorted(
-        scenario.query("select refund_id, credit_id from tickler_true_refunds_due")
-    )
+    rows = sorted(scenario.query("select refund_id, credit_id from tickler_true_refunds_due"))
     assert content.decode().splitlines() == [
         "refund_id,client_id,account_id,credit_id,original_txn_id,card_token,refund_amount",
         *(
@@ -67,15 +65,19 @@ def test_a_rerun_with_the_same_inputs_is_byte_identical_and_replaces_only_its_da
         scenario.write_credits(day, credit(f"C{day.day}"), credit("X", account=""))
         scenario.write_transactions(day, sale(f"T{day.day}"))
         scenario.run(day)
-    before = {
-        path.name: path.read_bytes() for path in scenario.layout.refunds_outbox.iterdir()
-    }
+    before = {path.name: path.read_bytes() for path in scenario.layout.refunds_outbox.iterdir()}
     tables = "tickler_true_refunds_due", "tickler_refund_exceptions", "credit_outcomes"
-    counts = [scenario.query(f"select as_of_date, count(*) from {t} group by 1 order by 1") for t in tables]
+    counts = [
+        scenario.query(f"select as_of_date, count(*) from {t} group by 1 order by 1")
+        for t in tables
+    ]
     assert not scenario.run(D0).written
     after = {path.name: path.read_bytes() for path in scenario.layout.refunds_outbox.iterdir()}
     assert after == before
-    assert [scenario.query(f"select as_of_date, count(*) from {t} group by 1 order by 1") for t in tables] == counts
+    assert [
+        scenario.query(f"select as_of_date, count(*) from {t} group by 1 order by 1")
+        for t in tables
+    ] == counts
 
 
 def test_a_rerun_that_would_change_a_published_file_fails_and_keeps_it(scenario):
@@ -111,9 +113,12 @@ def test_a_backfill_never_refunds_a_credit_twice(scenario):
         "N4": ("CREDIT_EXCEEDS_TRANSACTION", None),
     }
     daily.publish(D0, scenario.settings)
-    assert scenario.query(
-        "select credit_id, count(*) from refund_ledger group by 1 having count(*) > 1"
-    ) == []
+    assert (
+        scenario.query(
+            "select credit_id, count(*) from refund_ledger group by 1 having count(*) > 1"
+        )
+        == []
+    )
 
 
 def test_ledger_heals_after_a_kill_between_the_file_and_the_ledger(scenario):
@@ -121,7 +126,9 @@ def test_ledger_heals_after_a_kill_between_the_file_and_the_ledger(scenario):
     scenario.write_transactions(D0, sale("T1"))
     scenario.run(D0)
     # Simulate the kill: the file and manifest are out, the ledger never heard of them.
-    scenario.query("delete from refund_ledger; delete from refund_files; delete from refund_ledger_events")
+    scenario.query(
+        "delete from refund_ledger; delete from refund_files; delete from refund_ledger_events"
+    )
     scenario.write_credits(D, credit("C1"))
     assert scenario.decide(D) == {"C1": ("ALREADY_REQUESTED", None)}
     assert scenario.query("select credit_id, requested_date, status from refund_ledger") == [
@@ -149,7 +156,10 @@ def test_the_ledger_refuses_a_second_live_refund_for_a_credit(scenario):
     manifest = json.loads(scenario.layout.refunds_manifest(D0).read_text())
     manifest.update(file_name=forged.name, as_of_date=D.isoformat())
     scenario.layout.refunds_manifest(D).write_text(json.dumps(manifest))
-    with connect(scenario.settings) as con, pytest.raises(ledger.LedgerConflict, match="already refunded"):
+    with (
+        connect(scenario.settings) as con,
+        pytest.raises(ledger.LedgerConflict, match="already refunded"),
+    ):
         ledger.record_refund_file(con, scenario.layout, D)
 
 

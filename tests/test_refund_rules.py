@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from scenario import D, Scenario, credit, refund, sale
 
 
@@ -35,9 +34,7 @@ def test_not_enrolled_wins_over_every_later_rule(scenario):
 
 
 def test_missing_requirements_for_empty_account_zero_and_negative_credits(scenario):
-    scenario.write_credits(
-        D, credit("C1", account=""), credit("C2", "0.00"), credit("C3", "-5.00")
-    )
+    scenario.write_credits(D, credit("C1", account=""), credit("C2", "0.00"), credit("C3", "-5.00"))
     scenario.write_transactions(D, sale("T1"))
     assert scenario.decide() == {
         "C1": ("MISSING_REQUIREMENTS", None),
@@ -272,9 +269,10 @@ def test_already_requested_and_refund_ids_are_stable(scenario):
     assert scenario.decide() == {"C1": ("ALREADY_REQUESTED", None), "C2": ("DUE", "T1")}
     rerun_ids = scenario.query("select refund_id from marts.credit_outcomes where credit_id='C2'")
     scenario.run(D)
-    assert scenario.query(
-        "select refund_id from tickler_true_refunds_due where credit_id = 'C2'"
-    ) == rerun_ids
+    assert (
+        scenario.query("select refund_id from tickler_true_refunds_due where credit_id = 'C2'")
+        == rerun_ids
+    )
 
 
 def test_our_refund_seen_by_the_processor_counts_once(scenario):

@@ -14,7 +14,7 @@ from auto_refunds import landing, ledger, models, quality
 from auto_refunds.faults import crash_point
 from auto_refunds.refund_file import publish_refund_file
 from auto_refunds.settings import Settings
-from auto_refunds.warehouse import connect, scalar, transaction
+from auto_refunds.warehouse import connect, transaction
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Published:
 
 
 def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
-    """Publish the refund file of D, then record it and D's tickler partitions in one transaction."""
+    """Publish D's refund file; then, in one transaction, record it and D's tickler partitions."""
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
@@ -101,7 +101,9 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
                 """,
                 {"as_of": as_of},
             )
-            con.execute("insert into main.quarantine_rows by name select * from marts.quarantine_rows")
+            con.execute(
+                "insert into main.quarantine_rows by name select * from marts.quarantine_rows"
+            )
     result = Published(
         as_of_date=manifest.as_of_date,
         path=str(layout.refunds(as_of)),

@@ -16,6 +16,10 @@ from pathlib import Path
 from auto_refunds import report, sample_data
 from auto_refunds.settings import Settings
 
+_QUERY_HINT = (
+    ".venv/bin/python -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
+    ".sql('from tickler_refund_exceptions limit 10').show()\""
+)
 _FINISHED = re.compile(r"DagRun Finished: dag_id=(\w+), .*?state=(\w+)")
 
 
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 Where things are:
   refund files      {layout.refunds_outbox}
   warehouse         {layout.warehouse}
-                    e.g. .venv/bin/python -c "import duckdb; duckdb.connect('{layout.warehouse}', read_only=True).sql('from tickler_refund_exceptions limit 10').show()"
+                    e.g. {_QUERY_HINT.format(warehouse=layout.warehouse)}
   quality results   {settings.quality_results_dir}
   run logs          {log_dir}   (task logs: {airflow_home}/logs)"""
     )

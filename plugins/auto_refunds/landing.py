@@ -17,13 +17,13 @@ from pathlib import Path
 
 import duckdb
 
+from auto_refunds.faults import crash_point
 from auto_refunds.layout import (
     CLIENT_RULES_HEADER,
     CREDITS_HEADER,
     PAYMENTS_HEADER,
     TRANSACTIONS_HEADER,
 )
-from auto_refunds.faults import crash_point
 from auto_refunds.warehouse import scalar
 
 log = logging.getLogger(__name__)

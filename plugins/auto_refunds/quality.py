@@ -109,9 +109,11 @@ def _validate(context, suite: Suite, frame, as_of: dt.date) -> tuple[dict, list[
         if item.success:
             continue
         details = item.result or {}
-        examples = details.get("partial_unexpected_index_list") or details.get(
-            "partial_unexpected_list"
-        ) or []
+        examples = (
+            details.get("partial_unexpected_index_list")
+            or details.get("partial_unexpected_list")
+            or []
+        )
         if item.exception_info and item.exception_info.get("raised_exception"):
             examples = [item.exception_info.get("exception_message")]
         failures.append(

@@ -106,7 +106,8 @@ def describe_difference(con: duckdb.DuckDBPyConnection, published: Path, new: Pa
     )
     con.execute("drop table published_file; drop table rerun_file")
     parts = [
-        f"{len(ids)} refund(s) {verb}" + (f" ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else "")
+        f"{len(ids)} refund(s) {verb}"
+        + (f" ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else "")
         for verb, ids in (("added", added), ("removed", removed), ("changed", changed))
     ]
     return "; ".join(parts)

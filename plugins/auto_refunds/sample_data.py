@@ -88,9 +88,7 @@ def _macros(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
         "(hash(key::varchar || ':' || salt || ':' || getvariable('seed')) % 1000003) / 1000003.0"
     )
     con.execute("create or replace macro pick(key, salt, n) as floor(rnd(key, salt) * n)::bigint")
-    con.execute(
-        "create or replace macro money(x) as round(x, 2)::decimal(18, 2)"
-    )
+    con.execute("create or replace macro money(x) as round(x, 2)::decimal(18, 2)")
 
 
 def _cards(con: duckdb.DuckDBPyConnection) -> None:

@@ -66,7 +66,9 @@ def run_sql_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 @contextmanager
-def connect(settings: Settings, as_of: dt.date | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    settings: Settings, as_of: dt.date | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the warehouse, holding the writer lock while it is open.
 
     ``as_of`` is the run's date D; the SQL models read it as ``getvariable('as_of_date')``.

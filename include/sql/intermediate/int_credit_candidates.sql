@@ -28,7 +28,7 @@ final as (
         sales_remaining.card_type = 'DEBIT' and sales_remaining.cvm = 'PIN' as is_debit_pin,
         getvariable('as_of_date') > sales_remaining.card_valid_through as is_card_expired,
         getvariable('as_of_date') - sales_remaining.txn_date
-            > credits_screened.refund_window_days as is_outside_window,
+        > credits_screened.refund_window_days as is_outside_window
     from credits_screened
     inner join sales_remaining
         on

@@ -15,7 +15,7 @@ running_totals as (
             partition by original_txn_id
             order by credit_date asc, credit_id asc
             rows between unbounded preceding and current row
-        ) as allotted_through_this_credit,
+        ) as allotted_through_this_credit
     from credits_matched
 ),
 
@@ -38,7 +38,7 @@ final as (
                 || (allotted_through_this_credit - credit_amount)
                 || ' due to earlier credits exceeds remaining ' || remaining_amount
                 || ' on sale ' || original_txn_id || ' of ' || original_txn_date
-        end as reason_detail,
+        end as reason_detail
     from running_totals
 )
 

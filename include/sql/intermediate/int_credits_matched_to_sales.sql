@@ -22,7 +22,7 @@ candidate_steps as (
             when is_debit_pin then 8
             when is_card_expired then 9
             when is_outside_window then 10
-        end as dropped_at_rule,
+        end as dropped_at_rule
     from credit_candidates
 ),
 
@@ -41,7 +41,7 @@ last_dropped as (
         credit_id,
         count(*) as candidate_count,
         min(coalesce(dropped_at_rule, 11)) as first_rule,
-        max(coalesce(dropped_at_rule, 11)) as last_rule,
+        max(coalesce(dropped_at_rule, 11)) as last_rule
     from candidate_steps
     group by credit_id
 ),
@@ -56,7 +56,7 @@ explained as (
         candidate_steps.txn_date,
         candidate_steps.remaining_amount,
         candidate_steps.card_last4,
-        candidate_steps.card_valid_through,
+        candidate_steps.card_valid_through
     from candidate_steps
     inner join last_dropped
         on candidate_steps.credit_id = last_dropped.credit_id
@@ -95,7 +95,7 @@ decided as (
         chosen_sales.txn_date as original_txn_date,
         chosen_sales.remaining_amount,
         chosen_sales.card_token,
-        chosen_sales.card_last4,
+        chosen_sales.card_last4
     from credits_screened
     left join explained
         on credits_screened.credit_id = explained.credit_id
@@ -112,18 +112,25 @@ final as (
         credit_date,
         reason_code,
         case reason_code
-            when 'NO_MATCHING_TRANSACTION' then
-                'no settled card sale on account ' || account_id || ' of client ' || client_id
-                || ' on or before ' || getvariable('as_of_date')
-            when 'CREDIT_EXCEEDS_TRANSACTION' then
-                'credit ' || credit_amount || ' exceeds remaining ' || explained_remaining_amount
-                || ' on sale ' || explained_txn_id || ' of ' || explained_txn_date
-            when 'DEBIT_PIN_TRANSACTION' then
-                'sale ' || explained_txn_id || ' of ' || explained_txn_date
-                || ' was paid by debit card with PIN'
-            when 'CARD_EXPIRED' then
-                'card ending ' || explained_card_last4 || ' of sale ' || explained_txn_id
-                || ' expired on ' || explained_card_valid_through
+            when 'NO_MATCHING_TRANSACTION'
+                then
+                    'no settled card sale on account ' || account_id || ' of client ' || client_id
+                    || ' on or before ' || getvariable('as_of_date')
+            when 'CREDIT_EXCEEDS_TRANSACTION'
+                then
+                    'credit '
+                    || credit_amount
+                    || ' exceeds remaining '
+                    || explained_remaining_amount
+                    || ' on sale ' || explained_txn_id || ' of ' || explained_txn_date
+            when 'DEBIT_PIN_TRANSACTION'
+                then
+                    'sale ' || explained_txn_id || ' of ' || explained_txn_date
+                    || ' was paid by debit card with PIN'
+            when 'CARD_EXPIRED'
+                then
+                    'card ending ' || explained_card_last4 || ' of sale ' || explained_txn_id
+                    || ' expired on ' || explained_card_valid_through
             when 'REFUND_WINDOW_EXPIRED' then
                 'sale ' || explained_txn_id || ' of ' || explained_txn_date || ' is '
                 || (getvariable('as_of_date') - explained_txn_date) || ' days old; the window is '
@@ -138,7 +145,7 @@ final as (
         original_txn_date,
         remaining_amount,
         card_token,
-        card_last4,
+        card_last4
     from decided
 )
 

@@ -29,7 +29,7 @@ refunds_of_other_runs as (
         max(requested_date) filter (where status = 'DECLINED') as declined_requested_date,
         max_by(
             concat_ws(' ', response_code, response_message), requested_date
-        ) filter (where status = 'DECLINED') as declined_response,
+        ) filter (where status = 'DECLINED') as declined_response
     from refund_ledger
     where requested_date <> getvariable('as_of_date')
     group by credit_id
@@ -51,7 +51,7 @@ joined as (
         refunds_of_other_runs.live_status,
         refunds_of_other_runs.declined_refund_id,
         refunds_of_other_runs.declined_requested_date,
-        refunds_of_other_runs.declined_response,
+        refunds_of_other_runs.declined_response
     from stg_credits
     left join stg_client_rules
         on stg_credits.client_id = stg_client_rules.client_id
@@ -69,7 +69,7 @@ screened as (
             when account_id is null or credit_amount <= 0 then 'MISSING_REQUIREMENTS'
             when min_balance_threshold is not null and credit_amount < min_balance_threshold
                 then 'BELOW_MIN_THRESHOLD'
-        end as screen_result,
+        end as screen_result
     from joined
 ),
 
@@ -90,27 +90,32 @@ final as (
             when screen_result not in ('NOT_ENROLLED', 'ALREADY_REQUESTED') then screen_result
         end as screen_reason_code,
         case screen_result
-            when 'NOT_ENROLLED' then
-                case
-                    when client_has_rules
-                        then 'client ' || client_id || ' has not enabled auto-refunds'
-                    else 'client ' || coalesce(client_id, '(empty)') || ' is not in client_rules'
-                end
-            when 'ALREADY_REQUESTED' then
-                'refund ' || live_refund_id || ' was requested on ' || live_requested_date
-                || ' and is ' || live_status
-            when 'PREVIOUSLY_DECLINED' then
-                'refund ' || declined_refund_id || ' requested on ' || declined_requested_date
-                || ' was declined' || coalesce(' (' || nullif(declined_response, '') || ')', '')
-            when 'MISSING_REQUIREMENTS' then
-                case
-                    when account_id is null then 'credit has no account_id'
-                    else 'credit amount ' || credit_amount || ' is not above zero'
-                end
+            when 'NOT_ENROLLED'
+                then
+                    case
+                        when client_has_rules
+                            then 'client ' || client_id || ' has not enabled auto-refunds'
+                        else
+                            'client ' || coalesce(client_id, '(empty)') || ' is not in client_rules'
+                    end
+            when 'ALREADY_REQUESTED'
+                then
+                    'refund ' || live_refund_id || ' was requested on ' || live_requested_date
+                    || ' and is ' || live_status
+            when 'PREVIOUSLY_DECLINED'
+                then
+                    'refund ' || declined_refund_id || ' requested on ' || declined_requested_date
+                    || ' was declined' || coalesce(' (' || nullif(declined_response, '') || ')', '')
+            when 'MISSING_REQUIREMENTS'
+                then
+                    case
+                        when account_id is null then 'credit has no account_id'
+                        else 'credit amount ' || credit_amount || ' is not above zero'
+                    end
             when 'BELOW_MIN_THRESHOLD' then
                 'credit ' || credit_amount || ' is below the client''s minimum balance of '
                 || min_balance_threshold
-        end as screen_reason_detail,
+        end as screen_reason_detail
     from screened
 )
 

@@ -30,7 +30,7 @@ final as (
         card_token,
         card_last4,
         source_file,
-        line_number,
+        line_number
     from latest_versions
 )
 

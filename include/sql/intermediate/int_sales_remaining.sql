@@ -28,7 +28,7 @@ processor_refunds as (
     select
         transactions.original_txn_id,
         transactions.merchant_reference,
-        transactions.amount,
+        transactions.amount
     from transactions
     anti join refunds_of_this_run
         on transactions.merchant_reference = refunds_of_this_run.refund_id
@@ -41,7 +41,7 @@ processor_refunds as (
 requested_refunds as (
     select
         refund_ledger.original_txn_id,
-        refund_ledger.refund_amount as amount,
+        refund_ledger.refund_amount as amount
     from refund_ledger
     anti join processor_refunds
         on refund_ledger.refund_id = processor_refunds.merchant_reference
@@ -51,15 +51,21 @@ requested_refunds as (
 ),
 
 refunds as (
-    select original_txn_id, amount, from processor_refunds
+    select
+        original_txn_id,
+        amount
+    from processor_refunds
     union all
-    select original_txn_id, amount, from requested_refunds
+    select
+        original_txn_id,
+        amount
+    from requested_refunds
 ),
 
 refunded_per_sale as (
     select
         original_txn_id as txn_id,
-        sum(amount) as refunded_amount,
+        sum(amount) as refunded_amount
     from refunds
     group by original_txn_id
 ),
@@ -69,7 +75,7 @@ final as (
         sales.*,
         coalesce(refunded_per_sale.refunded_amount, 0)::decimal(18, 2) as refunded_amount,
         (sales.amount - coalesce(refunded_per_sale.refunded_amount, 0))::decimal(18, 2)
-            as remaining_amount,
+            as remaining_amount
     from sales
     left join refunded_per_sale
         on sales.txn_id = refunded_per_sale.txn_id

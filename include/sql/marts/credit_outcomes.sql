@@ -26,7 +26,7 @@ screened_out as (
         screen_reason_detail as reason_detail,
         null::varchar as original_txn_id,
         null::varchar as card_token,
-        null::varchar as card_last4,
+        null::varchar as card_last4
     from credits_screened
     where screen_outcome is not null
 ),
@@ -43,7 +43,7 @@ unmatched as (
         reason_detail,
         null::varchar as original_txn_id,
         null::varchar as card_token,
-        null::varchar as card_last4,
+        null::varchar as card_last4
     from credits_matched
     where reason_code is not null
 ),
@@ -60,7 +60,7 @@ allocated as (
         reason_detail,
         original_txn_id,
         card_token,
-        card_last4,
+        card_last4
     from credits_allocated
 ),
 
@@ -86,7 +86,7 @@ final as (
         original_txn_id,
         case when outcome = 'DUE' then refund_id_for(credit_id) end as refund_id,
         card_token,
-        card_last4,
+        card_last4
     from unioned
 )
 

@@ -15,13 +15,28 @@ stg_transactions as (
 ),
 
 rejected as (
-    select source_file, line_number, raw_line, dq_error, from stg_credits
+    select
+        source_file,
+        line_number,
+        raw_line,
+        dq_error
+    from stg_credits
     where dq_error is not null
     union all
-    select source_file, line_number, raw_line, dq_error, from stg_client_rules
+    select
+        source_file,
+        line_number,
+        raw_line,
+        dq_error
+    from stg_client_rules
     where dq_error is not null
     union all
-    select source_file, line_number, raw_line, dq_error, from stg_transactions
+    select
+        source_file,
+        line_number,
+        raw_line,
+        dq_error
+    from stg_transactions
     where dq_error is not null
 ),
 
@@ -30,7 +45,7 @@ final as (
         source_file,
         line_number,
         mask_card_numbers(raw_line) as raw_line,
-        dq_error as error,
+        dq_error as error
     from rejected
 )
 

@@ -16,7 +16,7 @@ final as (
         reason_code,
         reason_detail,
         'ELIGIBILITY' as source,
-        null::varchar as refund_id,
+        null::varchar as refund_id
     from credit_outcomes
     where outcome = 'EXCEPTION'
 )

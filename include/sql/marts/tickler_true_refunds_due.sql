@@ -15,7 +15,7 @@ final as (
         original_txn_id,
         card_token,
         card_last4,
-        credit_amount as refund_amount,
+        credit_amount as refund_amount
     from credit_outcomes
     where outcome = 'DUE'
 )

@@ -11,7 +11,7 @@ split as (
         source_file,
         line_number,
         raw_line,
-        csv_fields(raw_line) as fields,
+        csv_fields(raw_line) as parsed_fields
     from landing_client_rules
 ),
 
@@ -20,11 +20,11 @@ renamed as (
         source_file,
         line_number,
         raw_line,
-        len(fields) as field_count,
-        field_text(fields, 1) as client_id,
-        lower(field_text(fields, 2)) as auto_refunds_enabled_text,
-        field_text(fields, 3) as min_balance_threshold_text,
-        field_text(fields, 4) as refund_window_days_text,
+        len(parsed_fields) as field_count,
+        field_text(parsed_fields, 1) as client_id,
+        lower(field_text(parsed_fields, 2)) as auto_refunds_enabled_text,
+        field_text(parsed_fields, 3) as min_balance_threshold_text,
+        field_text(parsed_fields, 4) as refund_window_days_text
     from split
 ),
 
@@ -40,7 +40,7 @@ typed as (
             when regexp_full_match(refund_window_days_text, '[0-9]{1,6}')
                 then refund_window_days_text::integer
         end as refund_window_days,
-        count(client_id) over (partition by client_id) as rows_with_client_id,
+        count(client_id) over (partition by client_id) as rows_with_client_id
     from renamed
 ),
 
@@ -61,13 +61,15 @@ final as (
                 case when client_id is null then 'client_id is empty' end,
                 case
                     when rows_with_client_id > 1
-                        then 'client_id ' || client_id || ' appears on '
-                        || rows_with_client_id || ' lines of this file'
+                        then
+                            'client_id ' || client_id || ' appears on '
+                            || rows_with_client_id || ' lines of this file'
                 end,
                 case
                     when auto_refunds_enabled is null
-                        then 'auto_refunds_enabled must be true or false, found '
-                        || coalesce(auto_refunds_enabled_text, 'nothing')
+                        then
+                            'auto_refunds_enabled must be true or false, found '
+                            || coalesce(auto_refunds_enabled_text, 'nothing')
                 end,
                 case
                     when min_balance_threshold_text is not null
@@ -75,11 +77,12 @@ final as (
                 end,
                 case
                     when refund_window_days_text is not null and refund_window_days is null
-                        then 'refund_window_days is not a whole number of days: '
-                        || refund_window_days_text
+                        then
+                            'refund_window_days is not a whole number of days: '
+                            || refund_window_days_text
                 end,
             ])
-        end as dq_error,
+        end as dq_error
     from typed
 )
 

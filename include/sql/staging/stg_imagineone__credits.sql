@@ -12,7 +12,7 @@ split as (
         source_file,
         line_number,
         raw_line,
-        csv_fields(raw_line) as fields,
+        csv_fields(raw_line) as parsed_fields
     from landing_credits
 ),
 
@@ -21,12 +21,12 @@ renamed as (
         source_file,
         line_number,
         raw_line,
-        len(fields) as field_count,
-        field_text(fields, 1) as credit_id,
-        field_text(fields, 2) as client_id,
-        field_text(fields, 3) as account_id,
-        field_text(fields, 4) as credit_amount_text,
-        field_text(fields, 5) as credit_date_text,
+        len(parsed_fields) as field_count,
+        field_text(parsed_fields, 1) as credit_id,
+        field_text(parsed_fields, 2) as client_id,
+        field_text(parsed_fields, 3) as account_id,
+        field_text(parsed_fields, 4) as credit_amount_text,
+        field_text(parsed_fields, 5) as credit_date_text
     from split
 ),
 
@@ -35,7 +35,7 @@ typed as (
         *,
         money_value(credit_amount_text) as credit_amount,
         iso_date_value(credit_date_text) as credit_date,
-        count(credit_id) over (partition by credit_id) as rows_with_credit_id,
+        count(credit_id) over (partition by credit_id) as rows_with_credit_id
     from renamed
 ),
 
@@ -57,13 +57,14 @@ final as (
                 case when credit_id is null then 'credit_id is empty' end,
                 case
                     when rows_with_credit_id > 1
-                        then 'credit_id ' || credit_id || ' appears on '
-                        || rows_with_credit_id || ' lines of this file'
+                        then
+                            'credit_id ' || credit_id || ' appears on '
+                            || rows_with_credit_id || ' lines of this file'
                 end,
                 money_error('credit_amount', credit_amount_text),
                 iso_date_error('credit_date', credit_date_text),
             ])
-        end as dq_error,
+        end as dq_error
     from typed
 )
 

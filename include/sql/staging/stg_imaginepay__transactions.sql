@@ -12,7 +12,7 @@ split as (
         file_date,
         line_number,
         raw_line,
-        csv_fields(raw_line) as fields,
+        csv_fields(raw_line) as parsed_fields
     from landing_transactions
 ),
 
@@ -22,21 +22,21 @@ renamed as (
         file_date,
         line_number,
         raw_line,
-        len(fields) as field_count,
-        field_text(fields, 1) as txn_id,
-        field_text(fields, 2) as client_id,
-        field_text(fields, 3) as account_id,
-        upper(field_text(fields, 4)) as txn_type,
-        field_text(fields, 5) as original_txn_id,
-        field_text(fields, 6) as merchant_reference,
-        field_text(fields, 7) as amount_text,
-        field_text(fields, 8) as txn_date_text,
-        upper(field_text(fields, 9)) as status,
-        upper(field_text(fields, 10)) as card_type,
-        upper(field_text(fields, 11)) as cvm,
-        field_text(fields, 12) as card_exp,
-        field_text(fields, 13) as card_token,
-        field_text(fields, 14) as card_last4,
+        len(parsed_fields) as field_count,
+        field_text(parsed_fields, 1) as txn_id,
+        field_text(parsed_fields, 2) as client_id,
+        field_text(parsed_fields, 3) as account_id,
+        upper(field_text(parsed_fields, 4)) as txn_type,
+        field_text(parsed_fields, 5) as original_txn_id,
+        field_text(parsed_fields, 6) as merchant_reference,
+        field_text(parsed_fields, 7) as amount_text,
+        field_text(parsed_fields, 8) as txn_date_text,
+        upper(field_text(parsed_fields, 9)) as status,
+        upper(field_text(parsed_fields, 10)) as card_type,
+        upper(field_text(parsed_fields, 11)) as cvm,
+        field_text(parsed_fields, 12) as card_exp,
+        field_text(parsed_fields, 13) as card_token,
+        field_text(parsed_fields, 14) as card_last4
     from split
 ),
 
@@ -46,7 +46,7 @@ typed as (
         money_value(amount_text) as amount,
         iso_date_value(txn_date_text) as txn_date,
         regexp_full_match(card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid,
-        count(txn_id) over (partition by source_file, txn_id) as rows_with_txn_id,
+        count(txn_id) over (partition by source_file, txn_id) as rows_with_txn_id
     from renamed
 ),
 
@@ -79,8 +79,9 @@ final as (
                 case when txn_id is null then 'txn_id is empty' end,
                 case
                     when rows_with_txn_id > 1
-                        then 'txn_id ' || txn_id || ' appears on '
-                        || rows_with_txn_id || ' lines of this file'
+                        then
+                            'txn_id ' || txn_id || ' appears on '
+                            || rows_with_txn_id || ' lines of this file'
                 end,
                 code_error('txn_type', txn_type, ['SALE', 'REFUND']),
                 money_error('amount', amount_text),
@@ -98,12 +99,14 @@ final as (
                         then code_error('cvm', cvm, ['PIN', 'SIGNATURE', 'NONE'])
                 end,
                 case
-                    when (txn_type = 'SALE' or card_exp is not null)
+                    when
+                        (txn_type = 'SALE' or card_exp is not null)
                         and not coalesce(card_exp_is_valid, false)
                         then 'card_exp is not MM/YY'
                 end,
                 case
-                    when (txn_type = 'SALE' or card_last4 is not null)
+                    when
+                        (txn_type = 'SALE' or card_last4 is not null)
                         and not coalesce(regexp_full_match(card_last4, '[0-9]{4}'), false)
                         then 'card_last4 is not 4 digits'
                 end,
@@ -111,7 +114,7 @@ final as (
                     when txn_type = 'SALE' and card_token is null then 'card_token is empty'
                 end,
             ])
-        end as dq_error,
+        end as dq_error
     from typed
 )
 
