@@ -9,7 +9,6 @@ credits_screened as (
 
 sales_remaining as (
     select * from intermediate.int_sales_remaining
-    where status = 'SETTLED' and txn_date <= getvariable('as_of_date')
 ),
 
 final as (

@@ -1,20 +1,41 @@
--- remaining(t) of every sale known at D (CONTRACT 3): its amount, less the processor's settled
--- and pending refunds against it, less the refunds this system requested against it in the
--- runs of other dates and that were not declined. A refund seen both ways (the processor's
--- merchant_reference is our refund_id) is counted once, at the processor's amount.
+-- remaining(t) (CONTRACT 3) of every sale a credit of D could be refunded against: a settled
+-- sale dated on or before D on the account of a readable credit. remaining(t) is its amount,
+-- less the processor's settled and pending refunds against it, less the refunds this system
+-- requested against it in the runs of other dates and that were not declined. A refund seen
+-- both ways (the processor's merchant_reference is our refund_id) counts once, at the
+-- processor's amount.
 with
 
 transactions as (
     select * from intermediate.int_imaginepay__transactions_known_at_date
 ),
 
+stg_credits as (
+    select * from staging.stg_imagineone__credits
+    where dq_error is null
+),
+
 refund_ledger as (
     select * from main.refund_ledger
 ),
 
+credit_accounts as (
+    select distinct
+        client_id,
+        account_id
+    from stg_credits
+),
+
 sales as (
-    select * from transactions
-    where txn_type = 'SALE'
+    select transactions.* from transactions
+    semi join credit_accounts
+        on
+            transactions.client_id = credit_accounts.client_id
+            and transactions.account_id = credit_accounts.account_id
+    where
+        transactions.txn_type = 'SALE'
+        and transactions.status = 'SETTLED'
+        and transactions.txn_date <= getvariable('as_of_date')
 ),
 
 -- The refunds of D itself are being decided again by this run. Counting the processor's echo

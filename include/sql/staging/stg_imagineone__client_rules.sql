@@ -15,7 +15,7 @@ split as (
     from landing_client_rules
 ),
 
-renamed as (
+renamed as materialized (
     select
         source_file,
         line_number,
@@ -28,23 +28,39 @@ renamed as (
     from split
 ),
 
+-- Ids on more than one line of one file: every such line is ambiguous.
+duplicated_ids as (
+    select
+        source_file,
+        client_id,
+        count(*) as rows_with_client_id
+    from renamed
+    where client_id is not null
+    group by source_file, client_id
+    having count(*) > 1
+),
+
 typed as (
     select
-        *,
-        case auto_refunds_enabled_text
+        renamed.*,
+        duplicated_ids.rows_with_client_id,
+        case renamed.auto_refunds_enabled_text
             when 'true' then true
             when 'false' then false
         end as auto_refunds_enabled,
-        money_value(min_balance_threshold_text) as min_balance_threshold,
+        money_value(renamed.min_balance_threshold_text) as min_balance_threshold,
         case
-            when regexp_full_match(refund_window_days_text, '[0-9]{1,6}')
-                then refund_window_days_text::integer
-        end as refund_window_days,
-        count(client_id) over (partition by client_id) as rows_with_client_id
+            when regexp_full_match(renamed.refund_window_days_text, '[0-9]{1,6}')
+                then renamed.refund_window_days_text::integer
+        end as refund_window_days
     from renamed
+    left join duplicated_ids
+        on
+            renamed.source_file = duplicated_ids.source_file
+            and renamed.client_id = duplicated_ids.client_id
 ),
 
-final as (
+checked as (
     select
         source_file,
         line_number,
@@ -57,7 +73,9 @@ final as (
         case
             when field_count is null then 'line is not valid CSV (broken quoting)'
             when field_count <> 4 then 'expected 4 fields, found ' || field_count
-            else joined_errors([
+            -- concat_ws skips the checks that passed (null).
+            else nullif(concat_ws(
+                '; ',
                 case when client_id is null then 'client_id is empty' end,
                 case
                     when rows_with_client_id > 1
@@ -80,10 +98,16 @@ final as (
                         then
                             'refund_window_days is not a whole number of days: '
                             || refund_window_days_text
-                end,
-            ])
+                end
+            ), '')
         end as dq_error
     from typed
+),
+
+-- The line as it arrived is kept where it is needed: on the lines that are quarantined.
+final as (
+    select * replace (case when dq_error is not null then raw_line end as raw_line)
+    from checked
 )
 
 select * from final

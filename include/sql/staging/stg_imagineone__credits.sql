@@ -16,7 +16,7 @@ split as (
     from landing_credits
 ),
 
-renamed as (
+renamed as materialized (
     select
         source_file,
         line_number,
@@ -30,16 +30,32 @@ renamed as (
     from split
 ),
 
-typed as (
+-- Ids on more than one line of one file: every such line is ambiguous.
+duplicated_ids as (
     select
-        *,
-        money_value(credit_amount_text) as credit_amount,
-        iso_date_value(credit_date_text) as credit_date,
-        count(credit_id) over (partition by credit_id) as rows_with_credit_id
+        source_file,
+        credit_id,
+        count(*) as rows_with_credit_id
     from renamed
+    where credit_id is not null
+    group by source_file, credit_id
+    having count(*) > 1
 ),
 
-final as (
+typed as (
+    select
+        renamed.*,
+        duplicated_ids.rows_with_credit_id,
+        money_value(renamed.credit_amount_text) as credit_amount,
+        iso_date_value(renamed.credit_date_text) as credit_date
+    from renamed
+    left join duplicated_ids
+        on
+            renamed.source_file = duplicated_ids.source_file
+            and renamed.credit_id = duplicated_ids.credit_id
+),
+
+checked as (
     select
         source_file,
         line_number,
@@ -53,7 +69,9 @@ final as (
         case
             when field_count is null then 'line is not valid CSV (broken quoting)'
             when field_count <> 5 then 'expected 5 fields, found ' || field_count
-            else joined_errors([
+            -- concat_ws skips the checks that passed (null).
+            else nullif(concat_ws(
+                '; ',
                 case when credit_id is null then 'credit_id is empty' end,
                 case
                     when rows_with_credit_id > 1
@@ -62,10 +80,16 @@ final as (
                             || rows_with_credit_id || ' lines of this file'
                 end,
                 money_error('credit_amount', credit_amount_text),
-                iso_date_error('credit_date', credit_date_text),
-            ])
+                iso_date_error('credit_date', credit_date_text)
+            ), '')
         end as dq_error
     from typed
+),
+
+-- The line as it arrived is kept where it is needed: on the lines that are quarantined.
+final as (
+    select * replace (case when dq_error is not null then raw_line end as raw_line)
+    from checked
 )
 
 select * from final

@@ -16,7 +16,7 @@ split as (
     from landing_transactions
 ),
 
-renamed as (
+renamed as materialized (
     select
         source_file,
         file_date,
@@ -40,17 +40,33 @@ renamed as (
     from split
 ),
 
-typed as (
+-- Ids on more than one line of one file: every such line is ambiguous.
+duplicated_ids as (
     select
-        *,
-        money_value(amount_text) as amount,
-        iso_date_value(txn_date_text) as txn_date,
-        regexp_full_match(card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid,
-        count(txn_id) over (partition by source_file, txn_id) as rows_with_txn_id
+        source_file,
+        txn_id,
+        count(*) as rows_with_txn_id
     from renamed
+    where txn_id is not null
+    group by source_file, txn_id
+    having count(*) > 1
 ),
 
-final as (
+typed as (
+    select
+        renamed.*,
+        duplicated_ids.rows_with_txn_id,
+        money_value(renamed.amount_text) as amount,
+        iso_date_value(renamed.txn_date_text) as txn_date,
+        regexp_full_match(renamed.card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid
+    from renamed
+    left join duplicated_ids
+        on
+            renamed.source_file = duplicated_ids.source_file
+            and renamed.txn_id = duplicated_ids.txn_id
+),
+
+checked as (
     select
         source_file,
         file_date,
@@ -75,7 +91,9 @@ final as (
         case
             when field_count is null then 'line is not valid CSV (broken quoting)'
             when field_count <> 14 then 'expected 14 fields, found ' || field_count
-            else joined_errors([
+            -- concat_ws skips the checks that passed (null).
+            else nullif(concat_ws(
+                '; ',
                 case when txn_id is null then 'txn_id is empty' end,
                 case
                     when rows_with_txn_id > 1
@@ -112,10 +130,16 @@ final as (
                 end,
                 case
                     when txn_type = 'SALE' and card_token is null then 'card_token is empty'
-                end,
-            ])
+                end
+            ), '')
         end as dq_error
     from typed
+),
+
+-- The line as it arrived is kept where it is needed: on the lines that are quarantined.
+final as (
+    select * replace (case when dq_error is not null then raw_line end as raw_line)
+    from checked
 )
 
 select * from final

@@ -1,11 +1,13 @@
 -- Parsing helpers shared by the staging models. Staging never guesses: a value that does not
 -- read cleanly into its type becomes null, and the matching *_error macro says why.
 
--- RFC 4180 fields of one physical line; null when the quoting is broken. Lines without a quote
--- (nearly all of them) take the cheap split.
+-- RFC 4180 fields of one physical line, without surrounding blanks; null when the quoting is
+-- broken. Lines without a quote or a blank (nearly all of them) take the cheap split.
 create or replace macro csv_fields(line) as
     case
-        when not contains(line, '"') then string_split(line, ',')
+        when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
+        when not contains(line, '"')
+            then list_transform(string_split(line, ','), lambda x: trim(x))
         when regexp_full_match(
             line, '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
         )
@@ -13,13 +15,13 @@ create or replace macro csv_fields(line) as
                 regexp_extract_all(line, '(?:^|,)("(?:[^"]|"")*"|[^,"]*)', 1),
                 lambda x: case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
-                    else x
+                    else trim(x)
                 end
             )
     end;
 
--- A field as text: surrounding blanks dropped, empty read as missing.
-create or replace macro field_text(fields, i) as nullif(trim(fields[i]), '');
+-- A field as text: empty read as missing.
+create or replace macro field_text(fields, i) as nullif(fields[i], '');
 
 -- Money: plain decimal, at most two decimals, fits DECIMAL(18,2).
 create or replace macro money_value(txt) as
@@ -63,10 +65,6 @@ create or replace macro card_valid_through(card_exp) as
             2000 + cast(card_exp[4:5] as integer), cast(card_exp[1:2] as integer), 1
         )
     );
-
--- Errors of one row, joined; null when the row is clean.
-create or replace macro joined_errors(errors) as
-    nullif(array_to_string(list_filter(errors, lambda e: e is not null), '; '), '');
 
 -- A refund id is a pure function of the credit, so reruns and backfills reproduce it and a
 -- credit can never hold two different live ids.

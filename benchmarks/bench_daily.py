@@ -1,0 +1,131 @@
+"""``make bench``: the whole daily DAG on generated data, beside the floor.
+
+    python benchmarks/bench_daily.py [--credits 1000000] [--transactions 4000000]
+
+1. Generates the inputs once (cached under benchmarks/.cache) for one run date.
+2. Runs ``airflow dags test auto_refunds D`` on a fresh warehouse: wall time, peak memory
+   (the largest resident set of the process tree), credits per second.
+3. Runs the floor, ``benchmarks/floor.sql``: the refund rules as one hand-written DuckDB query
+   over the same CSVs, and checks that it picks the same refunds.
+4. Prints both and their ratio. Targets: within 3x the floor, under 4 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+
+from auto_refunds import sample_data  # noqa: E402
+from auto_refunds.layout import Layout  # noqa: E402
+
+DAY = dt.date(2026, 3, 2)
+FLOOR = """
+import duckdb, sys
+sql = open(sys.argv[1]).read()
+for name, value in zip(("$credits", "$transactions", "$client_rules", "$output"), sys.argv[2:6]):
+    sql = sql.replace(name, "'" + value + "'")
+sql = sql.replace("$as_of", "date '" + sys.argv[6] + "'")
+con = duckdb.connect(config={"memory_limit": "3GB"})
+con.execute(sql)
+"""
+
+
+def inputs(credits: int, transactions: int) -> Path:
+    folder = REPO / "benchmarks" / ".cache" / f"data_{credits}_{transactions}"
+    if not (folder / "landing" / "imagineone" / f"credits_{DAY:%Y%m%d}.csv").exists():
+        print(f"Generating {credits:,} credits and {transactions:,} transactions (cached) ...")
+        started = time.perf_counter()
+        sample_data.generate(folder, sample_data.Spec(DAY, 1, credits, transactions, seed=7))
+        print(f"  generated in {time.perf_counter() - started:.1f} s")
+    return folder
+
+
+def measured(command: list[str], env: dict) -> tuple[float, float, str]:
+    """Run a command; (wall seconds, peak RSS in GB of its largest process, its output)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return wall, max(peak_kb, before) / 1024 / 1024, result.stdout + result.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--credits", type=int, default=1_000_000)
+    parser.add_argument("--transactions", type=int, default=4_000_000)
+    args = parser.parse_args()
+
+    source = inputs(args.credits, args.transactions)
+    landing = Layout(source)
+    work = Path(tempfile.mkdtemp(prefix="auto-refunds-bench-"))
+    try:
+        data = work / "data"
+        shutil.copytree(source / "landing", data / "landing")
+        env = {
+            **os.environ,
+            "AUTO_REFUNDS_DATA_DIR": str(data),
+            "AIRFLOW_HOME": str(work / "airflow"),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=env, check=True, capture_output=True,
+        )
+
+        # The floor first: it also warms the page cache for both.
+        floor_out = work / "floor_refunds.csv"
+        floor_wall, floor_peak, _ = measured(
+            [
+                sys.executable, "-c", FLOOR, str(REPO / "benchmarks" / "floor.sql"),
+                str(landing.credits(DAY)), str(landing.transactions(DAY)),
+                str(landing.client_rules), str(floor_out), DAY.isoformat(),
+            ],
+            env,
+        )
+        dag_wall, dag_peak, log = measured(
+            ["airflow", "dags", "test", "auto_refunds", DAY.isoformat()], env
+        )
+        states = re.findall(r"DagRun Finished: dag_id=auto_refunds, .*?state=(\w+)", log)
+        if states[-1:] != ["success"]:
+            sys.exit(f"The DAG run did not succeed:\n{log[-5000:]}")
+        refunds = Layout(data).refunds(DAY)
+        same = sorted(refunds.read_text().splitlines()) == sorted(
+            floor_out.read_text().splitlines()
+        )
+
+        tasks = re.findall(r"Built (\S+): (\d+) rows in ([\d.]+) s", log)
+        print(f"\nInputs: {args.credits:,} credits, {args.transactions:,} transactions")
+        print(f"{'':28}{'wall s':>9}{'peak GB':>9}{'credits/s':>12}")
+        for label, wall, peak in (
+            ("whole daily DAG", dag_wall, dag_peak),
+            ("floor (one query)", floor_wall, floor_peak),
+        ):
+            print(f"{label:28}{wall:9.1f}{peak:9.2f}{args.credits / wall:12,.0f}")
+        print(f"ratio DAG / floor: {dag_wall / floor_wall:.1f}x (target 3x); "
+              f"peak {dag_peak:.2f} GB (target < 4 GB)")
+        print(f"same refunds as the floor: {'yes' if same else 'NO'}")
+        print("\nSlowest models:")
+        for name, rows, seconds in sorted(tasks, key=lambda t: -float(t[2]))[:6]:
+            print(f"  {name:55}{int(rows):>12,} rows {float(seconds):7.2f} s")
+        if not same:
+            sys.exit(1)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
