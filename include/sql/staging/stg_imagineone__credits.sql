@@ -79,8 +79,15 @@ checked as (
                             'credit_id ' || credit_id || ' appears on '
                             || rows_with_credit_id || ' lines of this file'
                 end,
-                money_error('credit_amount', credit_amount_text),
-                iso_date_error('credit_date', credit_date_text)
+                -- The error texts are built only for the values that failed to read.
+                case
+                    when credit_amount is null
+                        then money_error('credit_amount', credit_amount_text)
+                end,
+                case
+                    when credit_date is null
+                        then iso_date_error('credit_date', credit_date_text)
+                end
             ), '')
         end as dq_error
     from typed

@@ -102,9 +102,10 @@ checked as (
                             || rows_with_txn_id || ' lines of this file'
                 end,
                 code_error('txn_type', txn_type, ['SALE', 'REFUND']),
-                money_error('amount', amount_text),
+                -- The error texts are built only for the values that failed to read.
+                case when amount is null then money_error('amount', amount_text) end,
                 case when amount <= 0 then 'amount must be above zero, found ' || amount_text end,
-                iso_date_error('txn_date', txn_date_text),
+                case when txn_date is null then iso_date_error('txn_date', txn_date_text) end,
                 code_error('status', status, ['SETTLED', 'PENDING', 'DECLINED', 'VOIDED']),
                 -- Card fields describe the card a sale can be refunded to; a REFUND row may omit
                 -- them, but what is there must read cleanly.
