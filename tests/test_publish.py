@@ -94,7 +94,7 @@ def test_a_rerun_that_would_change_a_published_file_fails_and_keeps_it(scenario)
         scenario.run(D)
     message = str(failure.value)
     assert "refunds_20260105.csv was already published" in message
-    assert "1 refund(s) added" in message and "1 refund(s) changed" in message
+    assert "1 row(s) added" in message and "1 row(s) changed" in message
     assert scenario.layout.refunds(D).read_bytes() == published
     assert scenario.layout.refunds_manifest(D).read_bytes() == manifest
     assert scenario.query("select * from tickler_true_refunds_due order by all") == ticklers

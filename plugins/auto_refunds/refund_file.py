@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from pathlib import Path
 
 import duckdb
 
 from auto_refunds.faults import crash_point
 from auto_refunds.landing import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout
+from auto_refunds.outbox import (
+    PublishedFileConflict,
+    atomic_write_bytes,
+    describe_difference,
+    promote,
+    write_candidate,
+)
 
 SOURCE_TABLE = "marts.tickler_true_refunds_due"
-
-
-class PublishedFileConflict(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -42,77 +43,6 @@ class Manifest:
         return (json.dumps(asdict(self), indent=2) + "\n").encode()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def atomic_write_bytes(path: Path, content: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(content)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def copy_query_to_csv(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    """Write a query's rows to ``path`` in the contract's CSV dialect, atomically."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    con.execute(
-        f"copy ({query}) to '{str(tmp).replace(chr(39), chr(39) * 2)}' "
-        "(format csv, header true, delimiter ',', quote '\"', escape '\"', new_line '\\n')"
-    )
-    _fsync_file(tmp)
-    crash_point("mid_file_write")
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _read_refund_csv(con: duckdb.DuckDBPyConnection, path: Path, name: str) -> None:
-    columns = ", ".join(f"'{column}': 'VARCHAR'" for column in REFUNDS_HEADER)
-    con.execute(
-        f"""
-        create or replace temp table {name} as
-        select * from read_csv(?, header = true, columns = {{{columns}}}, auto_detect = false,
-                               delim = ',', quote = '"', escape = '"')
-        """,
-        [str(path)],
-    )
-
-
-def describe_difference(con: duckdb.DuckDBPyConnection, published: Path, new: Path) -> str:
-    _read_refund_csv(con, published, "published_file")
-    _read_refund_csv(con, new, "rerun_file")
-    added, removed, changed = (
-        [row[0] for row in con.execute(sql).fetchall()]
-        for sql in (
-            "select refund_id from rerun_file anti join published_file using (refund_id) "
-            "order by 1",
-            "select refund_id from published_file anti join rerun_file using (refund_id) "
-            "order by 1",
-            "select refund_id from rerun_file inner join published_file using (refund_id) "
-            "where rerun_file is distinct from published_file order by 1",
-        )
-    )
-    con.execute("drop table published_file; drop table rerun_file")
-    parts = [
-        f"{len(ids)} refund(s) {verb}"
-        + (f" ({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})" if ids else "")
-        for verb, ids in (("added", added), ("removed", removed), ("changed", changed))
-    ]
-    return "; ".join(parts)
-
-
 def publish_refund_file(
     con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date
 ) -> tuple[Manifest, bool]:
@@ -122,12 +52,8 @@ def publish_refund_file(
     """
     csv_path = layout.refunds(as_of)
     manifest_path = layout.refunds_manifest(as_of)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = csv_path.with_name(f".{csv_path.name}.candidate")
-    copy_query_to_csv(
-        con,
-        f"select {', '.join(REFUNDS_HEADER)} from {SOURCE_TABLE} order by refund_id",
-        candidate,
+    candidate = write_candidate(
+        con, f"select {', '.join(REFUNDS_HEADER)} from {SOURCE_TABLE} order by refund_id", csv_path
     )
     count, total = con.execute(
         f"select count(*), coalesce(sum(refund_amount), 0)::decimal(18, 2) from {SOURCE_TABLE}"
@@ -157,7 +83,7 @@ def publish_refund_file(
         if published == asdict(manifest) and sha256_of(csv_path) == manifest.sha256:
             candidate.unlink()
             return manifest, False
-        difference = describe_difference(con, csv_path, candidate)
+        difference = describe_difference(con, csv_path, candidate, REFUNDS_HEADER, "refund_id")
         candidate.unlink()
         raise PublishedFileConflict(
             f"{csv_path} was already published and this run would change it: {difference}. "
@@ -166,8 +92,7 @@ def publish_refund_file(
             f"for {manifest.total_amount})."
         )
 
-    os.replace(candidate, csv_path)
-    _fsync_dir(csv_path.parent)
+    promote(candidate, csv_path)
     crash_point("between_file_and_manifest")
     atomic_write_bytes(manifest_path, manifest.to_bytes())
     return manifest, True
