@@ -56,7 +56,7 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
 
 def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
     settings = settings or Settings.from_env()
-    model = next(m for m in models.DAILY_MODELS if m.name == model_name)
+    model = models.find(model_name)
     with connect(settings, as_of) as con:
         return models.build(con, model, settings.sql_dir)
 

@@ -65,6 +65,24 @@ DAILY_MODELS: tuple[Model, ...] = (
 )
 
 
+RECONCILIATION_MODELS: tuple[Model, ...] = (
+    *_models("staging", "stg_imaginepay__payments"),
+    *_models("intermediate", "int_payments_matched_to_refunds", "int_refunds_unanswered"),
+    *_models(
+        "marts",
+        "refund_ledger_transitions",
+        "tickler_reconciliation_exceptions",
+        "payment_postings",
+        "unmatched_returns",
+        "reconciliation_quarantine_rows",
+    ),
+)
+
+
+def find(name: str) -> Model:
+    return next(m for m in (*DAILY_MODELS, *RECONCILIATION_MODELS) if m.name == name)
+
+
 def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
     """Build one model and return its row count."""
     started = time.perf_counter()

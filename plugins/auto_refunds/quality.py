@@ -142,6 +142,7 @@ def run_gate(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     results_dir = settings.quality_results_dir / f"{run_kind}_{ymd(as_of)}"

@@ -8,14 +8,24 @@ from typing import Any
 
 
 def run_date(context: Mapping[str, Any]) -> dt.date:
-    """The date D a run processes: the ``as_of_date`` param if given, else the logical date.
+    """The date D a run processes.
 
-    A manual run without a logical date (possible in Airflow 3) processes the day before it was
-    triggered, as the scheduled run would.
+    In order: the ``as_of_date`` param; the date of the refund file whose publication started
+    the run (the latest, if several events arrived together); the logical date. A manual run
+    without a logical date (possible in Airflow 3) processes the day before it was triggered.
     """
     override = (context.get("params") or {}).get("as_of_date")
     if override:
         return dt.date.fromisoformat(str(override))
+    events = context.get("triggering_asset_events") or {}
+    published = [
+        dt.date.fromisoformat(event.extra["as_of_date"])
+        for asset_events in events.values()
+        for event in asset_events
+        if (event.extra or {}).get("as_of_date")
+    ]
+    if published:
+        return max(published)
     logical = context.get("logical_date")
     if logical is not None:
         return logical.date()

@@ -89,6 +89,10 @@ def connect(
         try:
             for name in ("tables.sql", "macros.sql"):
                 run_sql_file(con, settings.sql_dir / "warehouse" / name)
+            con.execute(
+                "set variable no_response_after_days = ?::integer",
+                [settings.no_response_after_days],
+            )
             if as_of is not None:
                 con.execute("set variable as_of_date = ?::date", [as_of])
             yield con

@@ -135,3 +135,41 @@ create table if not exists main.refund_files (
     total_amount decimal(18, 2) not null,
     sha256 varchar not null
 );
+
+-- CONTRACT 5: the postings sent to ImagineOne, one partition per reconciliation date.
+create table if not exists main.payment_postings (
+    as_of_date date not null,
+    payment_id varchar not null,
+    client_id varchar,
+    account_id varchar,
+    txn_id varchar,
+    refund_id varchar,
+    payment_amount decimal(18, 2) not null,
+    processed_date date
+);
+
+-- Refund rows of a payment file whose refund_id was never sent: never posted.
+create table if not exists main.unmatched_returns (
+    as_of_date date not null,
+    source_file varchar not null,
+    line_number bigint not null,
+    payment_id varchar,
+    client_id varchar,
+    account_id varchar,
+    txn_id varchar,
+    refund_id varchar,
+    payment_amount decimal(18, 2),
+    status varchar,
+    response_code varchar,
+    response_message varchar,
+    processed_date date
+);
+
+-- Every payment file reconciled, by date; a file whose content was already reconciled under
+-- another name is recorded as a duplicate and changes nothing.
+create table if not exists main.payment_files (
+    as_of_date date primary key,
+    source_file varchar not null,
+    sha256 varchar not null,
+    duplicate_of varchar
+);
