@@ -19,7 +19,7 @@ export PYTHONPATH := $(CURDIR)/plugins$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 RUN_START ?= 2026-03-02
-RUN_DAYS ?= 3
+RUN_DAYS ?= 4
 
 .PHONY: help setup run test lint bench airflow clean
 

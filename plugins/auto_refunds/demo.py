@@ -1,26 +1,40 @@
-"""``make run``: sample data for a few days, the daily DAG for each day, and a summary.
+"""``make run``: the whole money loop over a few consecutive days of sample data.
 
-Each day runs exactly as an operator would run it: ``airflow dags test auto_refunds D``.
+For each day D, exactly as an operator would run it:
+
+1. the credit snapshot of D loses the credits whose refund ImaginePay approved before D
+   (ImagineOne posted them, so their balance is gone); declined ones stay and come back as
+   PREVIOUSLY_DECLINED;
+2. ``airflow dags test auto_refunds D``: the refund file of D;
+3. the local ImaginePay simulator answers it: the payment file of D, and the REFUND
+   transactions it made in the extract of D+1;
+4. ``airflow dags test refund_reconciliation D``: ledger, exceptions, postings of D;
+5. a summary a billing manager can read.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
+import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from auto_refunds import report, sample_data
+from auto_refunds import imaginepay_simulator, report, sample_data
+from auto_refunds.layout import CREDITS_HEADER
+from auto_refunds.outbox import atomic_write_bytes
 from auto_refunds.settings import Settings
+from auto_refunds.warehouse import connect
 
+_FINISHED = re.compile(r"DagRun Finished: dag_id=(\w+), .*?state=(\w+)")
 _QUERY_HINT = (
     ".venv/bin/python -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True)"
     ".sql('from tickler_refund_exceptions limit 10').show()\""
 )
-_FINISHED = re.compile(r"DagRun Finished: dag_id=(\w+), .*?state=(\w+)")
 
 
 def run_dag(dag_id: str, day: dt.date, log_dir: Path) -> tuple[str, Path]:
@@ -39,10 +53,31 @@ def run_dag(dag_id: str, day: dt.date, log_dir: Path) -> tuple[str, Path]:
     return (states[-1] if states else "unknown"), log_file
 
 
+def drop_posted_credits(settings: Settings, day: dt.date) -> int:
+    """What ImagineOne does overnight: a credit refunded before ``day`` leaves its snapshot."""
+    path = settings.layout.credits(day)
+    if not settings.layout.warehouse.exists():
+        return 0
+    with connect(settings) as con:
+        posted = {
+            row[0]
+            for row in con.execute(
+                "select credit_id from refund_ledger where status = 'REFUNDED' and status_date < ?",
+                [day],
+            ).fetchall()
+        }
+    header, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if next(csv.reader(io.StringIO(line)), [""])[0] not in posted]
+    if len(kept) != len(lines):
+        assert header.strip() == ",".join(CREDITS_HEADER)
+        atomic_write_bytes(path, "".join([header, *kept]).encode())
+    return len(lines) - len(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
-    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--credits", type=int, default=2000)
     parser.add_argument("--transactions", type=int, default=8000)
     args = parser.parse_args(argv)
@@ -60,12 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = settings.data_dir / "logs"
     failed = False
     for day in days:
+        left = drop_posted_credits(settings, day)
+        print(f"\n=== {day} ===  ({left} refunded credits left ImagineOne's snapshot)")
         state, log_file = run_dag("auto_refunds", day, log_dir)
-        print(f"\nauto_refunds {day}: run {state}  (log: {log_file})")
+        print(f"auto_refunds: {state}  (log: {log_file})")
         if state != "success":
             failed = True
-            print("  the run did not succeed; see the log above")
-            continue
+            break
+        answered = imaginepay_simulator.answer(layout, day)
+        print(f"ImaginePay simulator answered: {answered}")
+        state, log_file = run_dag("refund_reconciliation", day, log_dir)
+        print(f"refund_reconciliation: {state}  (log: {log_file})")
+        if state != "success":
+            failed = True
+            break
         print(report.daily_summary(day, settings))
 
     airflow_home = os.environ.get("AIRFLOW_HOME", "~/airflow")
@@ -73,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         f"""
 Where things are:
   refund files      {layout.refunds_outbox}
+  postings          {layout.postings(days[0]).parent}
   warehouse         {layout.warehouse}
                     e.g. {_QUERY_HINT.format(warehouse=layout.warehouse)}
   quality results   {settings.quality_results_dir}
