@@ -1,0 +1,292 @@
+"""CONTRACT 5: ImaginePay's payment file against the refunds we sent, one outcome at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import types
+
+import pytest
+
+from auto_refunds import reconciliation
+from auto_refunds.landing import InputFileError
+from auto_refunds.layout import PAYMENTS_HEADER
+from scenario import Scenario, credit, csv_text, sale
+
+D0 = dt.date(2026, 1, 5)
+
+
+def day(n: int) -> dt.date:
+    return D0 + dt.timedelta(days=n)
+
+
+def payment(
+    payment_id: str,
+    amount: str,
+    *,
+    refund_id: str = "",
+    status: str = "APPROVED",
+    code: str = "00",
+    message: str = "Approved",
+    processed: str = "2026-01-05",
+) -> tuple:
+    return (
+        payment_id,
+        "CL1",
+        "A1",
+        f"IP-{payment_id}",
+        refund_id,
+        amount,
+        status,
+        code,
+        message,
+        processed,
+    )
+
+
+@pytest.fixture
+def sent(settings) -> tuple[Scenario, dict[str, str]]:
+    """Three refunds published on D0: {credit_id: refund_id}; C1 50.00, C2 20.00, C3 30.00."""
+    scenario = Scenario(settings)
+    scenario.write_credits(D0, credit("C1", "50.00"), credit("C2", "20.00"), credit("C3", "30.00"))
+    scenario.write_transactions(D0, sale("T1", "500.00"))
+    scenario.run(D0)
+    refunds = dict(scenario.query("select credit_id, refund_id from refund_ledger"))
+    return scenario, refunds
+
+
+def write_payments(scenario: Scenario, when: dt.date, *rows, name: str | None = None):
+    path = scenario.layout.payments(when)
+    if name:
+        path = path.with_name(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(csv_text(PAYMENTS_HEADER, list(rows)))
+    return path
+
+
+def ledger(scenario: Scenario) -> dict[str, tuple]:
+    rows = scenario.query(
+        "select credit_id, status, status_date, status_source_file, status_line_number "
+        "from refund_ledger"
+    )
+    return {credit_id: tuple(rest) for credit_id, *rest in rows}
+
+
+def exceptions(scenario: Scenario) -> list[tuple]:
+    return scenario.query(
+        "select as_of_date, credit_id, reason_code, reason_detail, refund_id "
+        "from tickler_refund_exceptions where source = 'RECONCILIATION' order by all"
+    )
+
+
+def postings(scenario: Scenario, when: dt.date) -> list[str]:
+    return scenario.layout.postings(when).read_text().splitlines()
+
+
+def test_each_answer_moves_its_refund(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario,
+        D0,
+        payment("P3", "-50.00", refund_id=refunds["C1"]),
+        payment(
+            "P2",
+            "-20.00",
+            refund_id=refunds["C2"],
+            status="DECLINED",
+            code="54",
+            message="Expired card",
+        ),
+        payment("P1", "-29.00", refund_id=refunds["C3"]),
+        payment("P0", "-10.00", refund_id="AR-NEVER-SENT"),
+        payment("P5", "75.00"),
+        payment("P4", "12.00", status="DECLINED", code="51", message="Insufficient funds"),
+    )
+    result = reconciliation.run_all(D0, scenario.settings)
+    assert (result.refunded, result.declined, result.amount_mismatches) == (1, 1, 1)
+    assert result.unmatched_returns == 1
+
+    assert ledger(scenario) == {
+        "C1": ("REFUNDED", D0, "payments_20260105.csv", 2),
+        "C2": ("DECLINED", D0, "payments_20260105.csv", 3),
+        "C3": ("AMOUNT_MISMATCH", D0, "payments_20260105.csv", 4),
+    }
+    assert [(r[1], r[2], r[4]) for r in exceptions(scenario)] == [
+        ("C2", "REFUND_DECLINED", refunds["C2"]),
+        ("C3", "RETURN_AMOUNT_MISMATCH", refunds["C3"]),
+    ]
+    details = [r[3] for r in exceptions(scenario)]
+    assert "54 Expired card" in details[0]
+    assert "-29.00 for a refund of 30.00" in details[1]
+    # Approved ordinary payments and the matched refund only, sorted by payment_id.
+    assert postings(scenario, D0) == [
+        "payment_id,client_id,account_id,txn_id,refund_id,payment_amount,processed_date",
+        f"P3,CL1,A1,IP-P3,{refunds['C1']},-50.00,2026-01-05",
+        "P5,CL1,A1,IP-P5,,75.00,2026-01-05",
+    ]
+    assert scenario.query("select payment_id, refund_id from unmatched_returns") == [
+        ("P0", "AR-NEVER-SENT")
+    ]
+
+
+def test_a_declined_refund_comes_back_as_previously_declined(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario,
+        D0,
+        payment(
+            "P1",
+            "-20.00",
+            refund_id=refunds["C2"],
+            status="DECLINED",
+            code="05",
+            message="Do not honor",
+        ),
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    scenario.write_credits(day(1), credit("C2", "20.00"))
+    assert scenario.decide(day(1)) == {"C2": ("PREVIOUSLY_DECLINED", None)}
+    (detail,) = scenario.query(
+        "select reason_detail from marts.credit_outcomes where credit_id = 'C2'"
+    )[0]
+    assert detail.endswith("was declined (05 Do not honor)")
+
+
+def test_the_same_payment_file_twice_changes_nothing(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario, D0, payment("P1", "-50.00", refund_id=refunds["C1"]), payment("P2", "9.99")
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    tables = (
+        "refund_ledger",
+        "refund_ledger_events",
+        "payment_postings",
+        "tickler_refund_exceptions",
+        "unmatched_returns",
+    )
+    before = {t: scenario.query(f"select * from {t} order by all") for t in tables}
+    file_before = scenario.layout.postings(D0).read_bytes()
+    reconciliation.run_all(D0, scenario.settings)
+    assert {t: scenario.query(f"select * from {t} order by all") for t in tables} == before
+    assert scenario.layout.postings(D0).read_bytes() == file_before
+
+
+def test_the_same_content_under_a_second_name_is_reported_and_changes_nothing(sent, caplog):
+    scenario, refunds = sent
+    first = write_payments(
+        scenario, D0, payment("P1", "-50.00", refund_id=refunds["C1"]), payment("P2", "9.99")
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    second = scenario.layout.payments(day(1))
+    second.write_bytes(first.read_bytes())
+    reconciliation.run_all(day(1), scenario.settings)
+    assert "has the same content as payments_20260105.csv" in caplog.text
+    assert scenario.query(
+        "select as_of_date, count(*) from payment_postings group by 1 order by 1"
+    ) == [(D0, 2)]
+    assert postings(scenario, day(1)) == [
+        ",".join(
+            (
+                "payment_id",
+                "client_id",
+                "account_id",
+                "txn_id",
+                "refund_id",
+                "payment_amount",
+                "processed_date",
+            )
+        )
+    ]
+    assert scenario.query("select count(*) from refund_ledger_events") == [(4,)]
+
+
+def test_a_payment_file_with_a_wrong_header_fails_naming_it(sent):
+    scenario, _ = sent
+    path = scenario.layout.payments(D0)
+    path.parent.mkdir(parents=True)
+    path.write_text("payment_id,amount\nP1,5.00\n")
+    with pytest.raises(InputFileError, match=r"payments_20260105\.csv line 1: wrong header"):
+        reconciliation.load(D0, scenario.settings)
+
+
+def test_malformed_payment_rows_are_quarantined_and_the_rest_goes_on(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario,
+        D0,
+        payment("P1", "-50.00", refund_id=refunds["C1"]),
+        payment("P2", "-20.0O", refund_id=refunds["C2"]),
+        payment("P3", "10.00", status="MAYBE"),
+        "P4,CL1,A1,T,,1.00,APPROVED,00,ok",
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    assert scenario.query(
+        "select line_number, error from quarantine_rows "
+        "where source_file = 'payments_20260105.csv' order by 1"
+    ) == [
+        (3, "payment_amount is not a decimal number: -20.0O"),
+        (4, "status has unknown code MAYBE (expected one of APPROVED, DECLINED)"),
+        (5, "expected 10 fields, found 9"),
+    ]
+    assert ledger(scenario)["C1"][0] == "REFUNDED"
+    assert ledger(scenario)["C2"][0] == "SENT"
+
+
+def test_no_processor_response_after_exactly_three_days_and_only_once(sent):
+    scenario, refunds = sent
+    write_payments(scenario, D0, payment("P1", "-50.00", refund_id=refunds["C1"]))
+    reconciliation.run_all(D0, scenario.settings)
+    for n in (1, 2):
+        write_payments(scenario, day(n))
+        reconciliation.run_all(day(n), scenario.settings)
+        assert exceptions(scenario) == []
+    write_payments(scenario, day(3))
+    reconciliation.run_all(day(3), scenario.settings)
+    raised = [(r[0], r[1], r[2]) for r in exceptions(scenario)]
+    assert raised == [
+        (day(3), "C2", "NO_PROCESSOR_RESPONSE"),
+        (day(3), "C3", "NO_PROCESSOR_RESPONSE"),
+    ]
+    write_payments(scenario, day(4))
+    reconciliation.run_all(day(4), scenario.settings)
+    reconciliation.run_all(day(3), scenario.settings)
+    assert [(r[0], r[1], r[2]) for r in exceptions(scenario)] == raised
+    assert ledger(scenario)["C2"][:2] == ("UNANSWERED", day(3))
+
+
+def test_a_late_answer_after_no_response_is_still_posted(sent):
+    scenario, refunds = sent
+    for n in range(4):
+        write_payments(scenario, day(n))
+        reconciliation.run_all(day(n), scenario.settings)
+    write_payments(
+        scenario, day(4), payment("P9", "-20.00", refund_id=refunds["C2"], processed="2026-01-09")
+    )
+    result = reconciliation.run_all(day(4), scenario.settings)
+    assert result.refunded == 1
+    assert ledger(scenario)["C2"][:2] == ("REFUNDED", day(4))
+    assert scenario.query(
+        "select status from refund_ledger_events where refund_id = ? order by as_of_date",
+        [refunds["C2"]],
+    ) == [("SENT",), ("UNANSWERED",), ("REFUNDED",)]
+
+
+def test_a_refund_answered_again_later_is_not_posted_twice(sent):
+    scenario, refunds = sent
+    write_payments(scenario, D0, payment("P1", "-50.00", refund_id=refunds["C1"]))
+    reconciliation.run_all(D0, scenario.settings)
+    write_payments(scenario, day(1), payment("P7", "-50.00", refund_id=refunds["C1"]))
+    result = reconciliation.run_all(day(1), scenario.settings)
+    assert result.refunded == 0
+    assert scenario.query(
+        "select count(*) from payment_postings where refund_id = ?", [refunds["C1"]]
+    ) == [(1,)]
+
+
+def test_the_sensor_gives_up_naming_the_missing_file(settings):
+    run = types.SimpleNamespace(start_date=dt.datetime(2026, 1, 5, tzinfo=dt.UTC), run_after=None)
+    assert not reconciliation.payment_file_arrived(D0, settings)
+    with pytest.raises(reconciliation.PaymentFileMissing, match=r"payments_20260105\.csv"):
+        reconciliation.fail_if_overdue(D0, run, dt.timedelta(hours=24))
+    recent = types.SimpleNamespace(start_date=dt.datetime.now(dt.UTC), run_after=None)
+    reconciliation.fail_if_overdue(D0, recent, dt.timedelta(hours=24))
