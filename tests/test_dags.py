@@ -10,7 +10,7 @@ import pendulum
 import pytest
 
 from auto_refunds import sample_data
-from auto_refunds.models import DAILY_MODELS
+from auto_refunds.models import DAILY_MODELS, RECONCILIATION_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 START = dt.date(2026, 3, 2)
@@ -25,7 +25,7 @@ def dagbag():
 
 def test_dags_load_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"auto_refunds"} <= set(dagbag.dag_ids)
+    assert set(dagbag.dag_ids) == {"auto_refunds", "refund_reconciliation"}
 
 
 def test_every_dag_follows_the_house_rules(dagbag):
@@ -133,3 +133,57 @@ def test_a_run_with_a_missing_file_fails(airflow_db, dagbag, settings):
     run = _run(dagbag.dags["auto_refunds"], START)
     assert run.state == "failed"
     assert not settings.layout.refunds_outbox.exists()
+
+
+def test_refund_reconciliation_is_started_by_the_refund_file(dagbag):
+    dag = dagbag.dags["refund_reconciliation"]
+    assert [asset.name for asset in dag.timetable.asset_condition.objects] == [
+        "auto_refunds.imaginepay_refund_file"
+    ]
+    sensor = dag.get_task("wait_for_payment_file")
+    assert sensor.mode == "reschedule"
+    assert sensor.timeout == 24 * 3600
+    order = ["wait_for_payment_file", "load", *(m.name for m in RECONCILIATION_MODELS)]
+    order += ["audit", "publish"]
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+
+
+def test_the_money_loop_end_to_end_over_several_days(airflow_db, dagbag, settings):
+    from auto_refunds import imaginepay_simulator
+    from auto_refunds.demo import drop_posted_credits
+    from auto_refunds.warehouse import connect
+
+    days = [START + dt.timedelta(days=d) for d in range(4)]
+    sample_data.generate(settings.data_dir, sample_data.Spec(START, 4, 400, 1600, seed=5))
+    daily, recon = dagbag.dags["auto_refunds"], dagbag.dags["refund_reconciliation"]
+    for day in days:
+        drop_posted_credits(settings, day)
+        assert _run(daily, day).state == "success"
+        imaginepay_simulator.answer(settings.layout, day)
+        assert _run(recon, day).state == "success"
+    # Rerunning a reconciliation changes nothing.
+    postings = settings.layout.postings(days[1]).read_bytes()
+    assert _run(recon, days[1]).state == "success"
+    assert settings.layout.postings(days[1]).read_bytes() == postings
+
+    with connect(settings) as con:
+        reasons = {
+            row[0]
+            for row in con.execute(
+                "select distinct reason_code from tickler_refund_exceptions"
+            ).fetchall()
+        }
+        assert {"REFUND_DECLINED", "NO_PROCESSOR_RESPONSE", "PREVIOUSLY_DECLINED"} <= reasons
+        # Every refund posted once, for minus what we sent.
+        assert con.execute(
+            """
+            select count(*) from payment_postings
+            inner join refund_ledger using (refund_id)
+            where payment_amount <> -refund_amount or status <> 'REFUNDED'
+            """
+        ).fetchone() == (0,)
+        assert con.execute(
+            "select refund_id from payment_postings where refund_id is not null "
+            "group by 1 having count(*) > 1"
+        ).fetchall() == []

@@ -6,11 +6,11 @@ import datetime as dt
 import types
 
 import pytest
+from scenario import Scenario, credit, csv_text, sale
 
 from auto_refunds import reconciliation
 from auto_refunds.landing import InputFileError
 from auto_refunds.layout import PAYMENTS_HEADER
-from scenario import Scenario, credit, csv_text, sale
 
 D0 = dt.date(2026, 1, 5)
 
