@@ -24,6 +24,7 @@ from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from auto_refunds.assets import REFUND_FILE
+from auto_refunds.deployment import DEFAULT_ARGS
 from auto_refunds.models import DAILY_MODELS
 
 
@@ -36,7 +37,7 @@ from auto_refunds.models import DAILY_MODELS
     # DuckDB takes one writer: runs and their tasks go one at a time.
     max_active_runs=1,
     max_active_tasks=1,
-    default_args={"owner": "auto-refunds", "retries": 0},
+    default_args=DEFAULT_ARGS,
     params={"as_of_date": None},
     tags=["auto-refunds", "imaginepay", "imagineone"],
     doc_md=__doc__,

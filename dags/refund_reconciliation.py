@@ -27,6 +27,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from auto_refunds.assets import REFUND_FILE
+from auto_refunds.deployment import DEFAULT_ARGS
 from auto_refunds.models import RECONCILIATION_MODELS
 
 # Read at parse time, cheaply: the sensor's timeout is part of the task's definition.
@@ -43,7 +44,7 @@ PAYMENT_FILE_TIMEOUT = dt.timedelta(
     # DuckDB takes one writer: runs and their tasks go one at a time.
     max_active_runs=1,
     max_active_tasks=1,
-    default_args={"owner": "auto-refunds", "retries": 0},
+    default_args=DEFAULT_ARGS,
     params={"as_of_date": None},
     tags=["auto-refunds", "imaginepay", "imagineone", "reconciliation"],
     doc_md=__doc__,
