@@ -10,7 +10,7 @@ from scenario import Scenario, credit, csv_text, sale
 
 from auto_refunds import reconciliation
 from auto_refunds.landing import InputFileError
-from auto_refunds.layout import PAYMENTS_HEADER
+from auto_refunds.layout import PAYMENTS_HEADER, POSTINGS_HEADER
 
 D0 = dt.date(2026, 1, 5)
 
@@ -119,7 +119,7 @@ def test_each_answer_moves_its_refund(sent):
     assert "-29.00 for a refund of 30.00" in details[1]
     # Approved ordinary payments and the matched refund only, sorted by payment_id.
     assert postings(scenario, D0) == [
-        "payment_id,client_id,account_id,txn_id,refund_id,payment_amount,processed_date",
+        ",".join(POSTINGS_HEADER),
         f"P3,CL1,A1,IP-P3,{refunds['C1']},-50.00,2026-01-05",
         "P5,CL1,A1,IP-P5,,75.00,2026-01-05",
     ]
@@ -184,19 +184,7 @@ def test_the_same_content_under_a_second_name_is_reported_and_changes_nothing(se
     assert scenario.query(
         "select as_of_date, count(*) from payment_postings group by 1 order by 1"
     ) == [(D0, 2)]
-    assert postings(scenario, day(1)) == [
-        ",".join(
-            (
-                "payment_id",
-                "client_id",
-                "account_id",
-                "txn_id",
-                "refund_id",
-                "payment_amount",
-                "processed_date",
-            )
-        )
-    ]
+    assert postings(scenario, day(1)) == [",".join(POSTINGS_HEADER)]
     assert scenario.query("select count(*) from refund_ledger_events") == [(4,)]
 
 
