@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,7 +310,9 @@ def _malformed_transactions(day: dt.date) -> list[str]:
 def generate(out: Path, spec: Spec) -> list[dt.date]:
     """Write the sample inputs for ``spec.days`` days from ``spec.start`` into ``out``."""
     layout = Layout(out)
-    con = duckdb.connect()
+    spill = Path(tempfile.mkdtemp(prefix="auto-refunds-sample-"))
+    # Bounded memory: at 40M transactions the working tables spill to disk instead.
+    con = duckdb.connect(config={"memory_limit": "4GB", "temp_directory": str(spill)})
     try:
         _macros(con, spec)
         _cards(con)
@@ -343,6 +347,7 @@ def generate(out: Path, spec: Spec) -> list[dt.date]:
         return days
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
