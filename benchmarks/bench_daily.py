@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -52,16 +51,27 @@ def inputs(credits: int, transactions: int) -> Path:
     return folder
 
 
+# Runs a command and reports the largest resident set among its processes (ru_maxrss of the
+# children of this small wrapper, so each measurement stands alone).
+PEAK = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
 def measured(command: list[str], env: dict) -> tuple[float, float, str]:
     """Run a command; (wall seconds, peak RSS in GB of its largest process, its output)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK, *command], env=env, capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return wall, max(peak_kb, before) / 1024 / 1024, result.stdout + result.stderr
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    return wall, peak_kb / 1024 / 1024, result.stdout + result.stderr
 
 
 def main() -> None:
