@@ -200,3 +200,17 @@ def test_reloading_a_file_replaces_its_lines_and_quarantine(scenario):
     scenario.write_credits(D, credit("C1"), credit("C2"))
     scenario.decide()
     assert quarantined(scenario) == {}
+
+
+def test_line_numbers_hold_in_a_file_read_in_parallel(scenario):
+    # Big enough for DuckDB to scan in parallel chunks: each credit names its own line.
+    lines = [f"L{n},CL1,A1,1.00,2026-01-04" for n in range(2, 400_002)]
+    path = scenario.write_credits(D)
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    daily.extract(D, scenario.settings)
+    assert scenario.query(
+        "select count(*), count(*) filter (where raw_line like 'L' || line_number || ',%') "
+        "from landing.imagineone__credits"
+    ) == [(400_000, 400_000)]

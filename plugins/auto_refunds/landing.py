@@ -99,6 +99,8 @@ def land(
     date_value = ", ?::date" if source.dated else ""
     params = [name, file_date] if source.dated else [name]
     con.execute(f"delete from {source.table} where source_file = ?", [name])
+    # Line numbers come from scan order, which only this setting guarantees.
+    con.execute("set preserve_insertion_order = true")
     try:
         # NUL as the delimiter and no quoting: every physical line arrives whole, in order.
         con.execute(
@@ -118,6 +120,7 @@ def land(
         )
     except duckdb.Error as exc:
         raise InputFileError(f"{path}: cannot be read: {exc}") from exc
+    con.execute("set preserve_insertion_order = false")
     crash_point("mid_load")
     lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
     con.execute(

@@ -80,8 +80,9 @@ def connect(
         config = {
             "memory_limit": settings.duckdb_memory_limit,
             "temp_directory": str(spill),
-            # Line numbers of landing files come from scan order.
-            "preserve_insertion_order": True,
+            # Faster and leaner; the one statement that needs scan order (numbering the lines
+            # of a landing file) turns it back on for itself.
+            "preserve_insertion_order": False,
         }
         if settings.duckdb_threads:
             config["threads"] = settings.duckdb_threads
