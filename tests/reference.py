@@ -6,11 +6,16 @@ meant to be read: plain loops, no cleverness, ``Decimal`` for every amount.
 
 Conventions where the contract is silent (the project's choices, followed here):
 
-* fields are trimmed of surrounding blanks; an empty field is missing;
+* fields are trimmed of surrounding blanks, inside quotes too; an empty field is missing;
 * codes (txn_type, status, card_type, cvm) are compared upper-cased;
 * auto_refunds_enabled is 'true' or 'false' in any case; anything else quarantines the row;
 * a client_id on two client_rules rows quarantines both (the client is then not enrolled);
-* refund_window_days empty means 180; min_balance_threshold empty means no threshold;
+* refund_window_days empty means 180, else a whole number of days (no sign); a
+  min_balance_threshold empty means no threshold;
+* an amount may carry a leading sign ('+5'); '.5', '5.' and '1e1' are not plain decimals;
+* a blank line is no row; a line with the wrong number of fields is quarantined;
+* a missing client_id or account_id does not quarantine a credit or a transaction (the credit is
+  then not enrolled, or gets rule 4; the transaction matches no credit);
 * card_exp ``MM/YY`` means month MM of year 20YY; the card is valid through the last day of that
   month and expired at D when D is after that day;
 * SALE rows need card_type, cvm, card_exp, card_last4 and card_token; on REFUND rows the card
@@ -18,10 +23,16 @@ Conventions where the contract is silent (the project's choices, followed here):
 * a credit with credit_amount <= 0 is read (it gets rule 4); a transaction amount <= 0 is
   quarantined;
 * a quarantined transaction row is not a version of its txn_id: an earlier readable version in
-  an earlier file stays the one known (the contract is silent; see the tests' report);
+  an earlier file stays the one known (the project says "the latest readable version");
 * a refund known both ways (a processor REFUND, SETTLED or PENDING, whose merchant_reference is
   the refund_id of a prior refund) counts once, at the processor's amount; a declined prior
-  refund never counts; processor REFUND rows count only when SETTLED or PENDING.
+  refund never counts; processor REFUND rows count only when SETTLED or PENDING;
+* an outcome carries original_txn_id when DUE, and when a credit lost the sharing of a sale
+  (EXCEPTION CREDIT_EXCEEDS_TRANSACTION after allocation: the sale it lost); otherwise none.
+
+Not modelled: the project's own choice that a processor REFUND carrying a refund_id of D's own
+run is not counted in a rerun of D (only reachable when a transactions file of D is re-delivered
+with such rows); the tests never generate it.
 """
 
 from __future__ import annotations
@@ -77,7 +88,7 @@ ALREADY_REQUESTED = "ALREADY_REQUESTED"
 @dataclass(frozen=True)
 class Credit:
     credit_id: str
-    client_id: str
+    client_id: str | None
     account_id: str | None
     credit_amount: Decimal
     credit_date: dt.date
@@ -94,8 +105,8 @@ class ClientRule:
 @dataclass(frozen=True)
 class Txn:
     txn_id: str
-    client_id: str
-    account_id: str
+    client_id: str | None
+    account_id: str | None
     txn_type: str
     original_txn_id: str | None
     merchant_reference: str | None
@@ -145,11 +156,11 @@ class BadRow(ValueError):
 # Field readers: each returns the typed value or raises BadRow
 
 
-_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_NUMBER = re.compile(r"^[-+]?[0-9]+(\.[0-9]+)?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _CARD_EXP = re.compile(r"^([0-9]{2})/([0-9]{2})$")
 _LAST4 = re.compile(r"^[0-9]{4}$")
-_INTEGER = re.compile(r"^-?[0-9]+$")
+_WHOLE_DAYS = re.compile(r"^[0-9]+$")
 
 
 def _required(row: dict[str, str | None], name: str) -> str:
@@ -164,6 +175,8 @@ def _money(value: str, name: str) -> Decimal:
         raise BadRow(f"bad number in {name}: {value!r}")
     if "." in value and len(value.split(".")[1]) > 2:
         raise BadRow(f"more than two decimals in {name}: {value!r}")
+    if abs(Decimal(value)) >= Decimal(10) ** 16:
+        raise BadRow(f"{name} does not fit DECIMAL(18,2): {value!r}")  # the project's choice
     return Decimal(value)
 
 
@@ -209,6 +222,8 @@ def _split(content: str, header: tuple[str, ...]) -> list[tuple[int, str, dict |
     out = []
     for index, raw in enumerate(lines[1:], start=2):
         raw = raw.rstrip("\r")
+        if raw == "":
+            continue  # a blank line is no row
         values = next(csv.reader([raw]), [])
         if len(values) != len(header):
             out.append((index, raw, None))
@@ -241,7 +256,7 @@ def _read(content, header, key, reader):
 def _credit(row) -> Credit:
     return Credit(
         credit_id=_required(row, "credit_id"),
-        client_id=_required(row, "client_id"),
+        client_id=row["client_id"],
         account_id=row["account_id"],
         credit_amount=_money(_required(row, "credit_amount"), "credit_amount"),
         credit_date=_date(_required(row, "credit_date"), "credit_date"),
@@ -254,12 +269,14 @@ def _client_rule(row) -> ClientRule:
         raise BadRow(f"auto_refunds_enabled is not true or false: {enabled!r}")
     threshold = row["min_balance_threshold"]
     window = row["refund_window_days"]
-    if window is not None and not _INTEGER.match(window):
-        raise BadRow(f"refund_window_days is not an integer: {window!r}")
+    if window is not None and not _WHOLE_DAYS.match(window):
+        raise BadRow(f"refund_window_days is not a whole number of days: {window!r}")
     return ClientRule(
         client_id=_required(row, "client_id"),
         enabled=enabled == "true",
-        min_balance_threshold=None if threshold is None else _money(threshold, "min_balance_threshold"),
+        min_balance_threshold=None
+        if threshold is None
+        else _money(threshold, "min_balance_threshold"),
         refund_window_days=DEFAULT_WINDOW_DAYS if window is None else int(window),
     )
 
@@ -278,8 +295,8 @@ def _txn(row) -> Txn:
 
     return Txn(
         txn_id=txn_id,
-        client_id=_required(row, "client_id"),
-        account_id=_required(row, "account_id"),
+        client_id=row["client_id"],
+        account_id=row["account_id"],
         txn_type=txn_type,
         original_txn_id=row["original_txn_id"],
         merchant_reference=row["merchant_reference"],
@@ -318,7 +335,9 @@ def quarantine(
     out |= {("client_rules", q.line_number) for q in read_client_rules(client_rules_csv)[1]}
     for day, content in transactions_csvs.items():
         if day <= as_of:
-            out |= {(f"transactions_{day:%Y%m%d}", q.line_number) for q in read_transactions(content)[1]}
+            out |= {
+                (f"transactions_{day:%Y%m%d}", q.line_number) for q in read_transactions(content)[1]
+            }
     return out
 
 
@@ -336,9 +355,13 @@ def transactions_known_at(as_of: dt.date, transactions_csvs: dict[dt.date, str])
     return known
 
 
-def remaining_by_sale(known: dict[str, Txn], prior_refunds: list[PriorRefund]) -> dict[str, Decimal]:
+def remaining_by_sale(
+    known: dict[str, Txn], prior_refunds: list[PriorRefund]
+) -> dict[str, Decimal]:
     """remaining(t) for every SALE known at D."""
-    counted = [t for t in known.values() if t.txn_type == "REFUND" and t.status in ("SETTLED", "PENDING")]
+    counted = [
+        t for t in known.values() if t.txn_type == "REFUND" and t.status in ("SETTLED", "PENDING")
+    ]
     known_both_ways = {t.merchant_reference for t in counted if t.merchant_reference is not None}
     remaining = {t.txn_id: t.amount for t in known.values() if t.txn_type == "SALE"}
     for refund in counted:
@@ -379,8 +402,8 @@ def decide(
     outcomes: dict[str, Outcome] = {}
     due_against: dict[str, list[Credit]] = defaultdict(list)
 
-    def exception(credit: Credit, reason: str) -> None:
-        outcomes[credit.credit_id] = Outcome(credit.credit_id, EXCEPTION, reason, None, None)
+    def exception(credit: Credit, reason: str, txn_id: str | None = None) -> None:
+        outcomes[credit.credit_id] = Outcome(credit.credit_id, EXCEPTION, reason, txn_id, None)
 
     for credit in credits:
         rule = rules.get(credit.client_id)
@@ -389,7 +412,9 @@ def decide(
             outcomes[credit.credit_id] = Outcome(credit.credit_id, NOT_ENROLLED, None, None, None)
             continue
         if any(not p.declined for p in priors):  # 2
-            outcomes[credit.credit_id] = Outcome(credit.credit_id, ALREADY_REQUESTED, None, None, None)
+            outcomes[credit.credit_id] = Outcome(
+                credit.credit_id, ALREADY_REQUESTED, None, None, None
+            )
             continue
         if priors:  # 3: every prior refund of this credit was declined
             exception(credit, "PREVIOUSLY_DECLINED")
@@ -401,7 +426,9 @@ def decide(
         if threshold is not None and credit.credit_amount < threshold:  # 5
             exception(credit, "BELOW_MIN_THRESHOLD")
             continue
-        left = [t for t in sales if (t.client_id, t.account_id) == (credit.client_id, credit.account_id)]
+        left = [
+            t for t in sales if (t.client_id, t.account_id) == (credit.client_id, credit.account_id)
+        ]
         if not left:  # 6
             exception(credit, "NO_MATCHING_TRANSACTION")
             continue
@@ -435,7 +462,7 @@ def decide(
                 outcomes[credit.credit_id] = Outcome(
                     credit.credit_id, DUE, None, txn_id, credit.credit_amount
                 )
-            else:
-                exception(credit, "CREDIT_EXCEEDS_TRANSACTION")
+            else:  # the project records the sale it lost the allocation on
+                exception(credit, "CREDIT_EXCEEDS_TRANSACTION", txn_id)
 
     return sorted(outcomes.values(), key=lambda o: o.credit_id)
