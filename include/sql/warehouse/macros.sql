@@ -1,8 +1,8 @@
 -- Parsing helpers shared by the staging models. Staging never guesses: a value that does not
 -- read cleanly into its type becomes null, and the matching *_error macro says why.
 
--- RFC 4180 fields of one physical line, without surrounding blanks; null when the quoting is
--- broken. Lines without a quote or a blank (nearly all of them) take the cheap split.
+-- RFC 4180 fields of one physical line, without surrounding blanks (inside quotes too: an id
+-- or an amount never means its blanks); null when the quoting is broken. Lines without a quote or a blank (nearly all of them) take the cheap split.
 create or replace macro csv_fields(line) as
     case
         when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
@@ -13,10 +13,10 @@ create or replace macro csv_fields(line) as
         )
             then list_transform(
                 regexp_extract_all(line, '(?:^|,)("(?:[^"]|"")*"|[^,"]*)', 1),
-                lambda x: case
+                lambda x: trim(case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
-                    else trim(x)
-                end
+                    else x
+                end)
             )
     end;
 
