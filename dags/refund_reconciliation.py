@@ -8,7 +8,8 @@ or by hand / `airflow dags test refund_reconciliation D` (then the logical date 
 
 1. **wait_for_payment_file** waits for `inbox/imaginepay/payments_YYYYMMDD.csv` in reschedule
    mode (no worker slot held); after `AUTO_REFUNDS_PAYMENT_FILE_TIMEOUT_HOURS` (24) it fails
-   naming the missing file.
+   naming the missing file. A manual run (or `dags test`) does not wait: without the file it
+   fails at once, naming it.
 2. **load** lands the file line by line; the same content under another name is reported and
    changes nothing.
 3. One task per **SQL model**: match each answer to the refund we sent, age unanswered refunds,
@@ -58,11 +59,12 @@ def refund_reconciliation():
     def wait_for_payment_file(**context) -> bool:
         from auto_refunds import reconciliation, runtime
 
-        day = runtime.run_date(context)
-        if reconciliation.payment_file_arrived(day):
-            return True
-        reconciliation.fail_if_overdue(day, context["dag_run"], PAYMENT_FILE_TIMEOUT)
-        return False
+        return reconciliation.poke_payment_file(
+            runtime.run_date(context),
+            context["dag_run"],
+            PAYMENT_FILE_TIMEOUT,
+            started_by_refund_file=bool(context.get("triggering_asset_events")),
+        )
 
     @task
     def load(**context) -> dict:

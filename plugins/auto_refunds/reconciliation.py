@@ -46,6 +46,24 @@ def fail_if_overdue(as_of: dt.date, dag_run, timeout: dt.timedelta) -> None:
         )
 
 
+def poke_payment_file(
+    as_of: dt.date, dag_run, timeout: dt.timedelta, started_by_refund_file: bool
+) -> bool:
+    """One poke of the sensor.
+
+    A run the refund file started waits for ImaginePay's answer, up to ``timeout``. A manual run
+    (or ``airflow dags test``) asks to reconcile D now: without the file it fails at once,
+    naming it, instead of holding the run for a day.
+    """
+    if payment_file_arrived(as_of):
+        return True
+    if not started_by_refund_file:
+        path = Settings.from_env().layout.payments(as_of)
+        raise PaymentFileMissing(f"{path}: file not found (a manual run does not wait for it)")
+    fail_if_overdue(as_of, dag_run, timeout)
+    return False
+
+
 def load(as_of: dt.date, settings: Settings | None = None) -> dict:
     """Land D's payment file, unless the same content was already reconciled under another name."""
     settings = settings or Settings.from_env()
