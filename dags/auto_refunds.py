@@ -51,9 +51,9 @@ def auto_refunds():
 
     @task
     def build_model(model_name: str, **context) -> int:
-        from auto_refunds import daily, runtime
+        from auto_refunds import models, runtime
 
-        return daily.build_model(runtime.run_date(context), model_name)
+        return models.build_for_date(runtime.run_date(context), model_name)
 
     @task
     def audit(**context) -> str:

@@ -313,7 +313,7 @@ class Pipeline:
     def run(self, day: dt.date) -> None:
         daily.extract(day, self.settings)
         for model in models.DAILY_MODELS:
-            daily.build_model(day, model.name, self.settings)
+            models.build_for_date(day, model.name, self.settings)
         daily.publish(day, self.settings)
 
     def query(self, sql: str, params=None) -> list[tuple]:

@@ -54,13 +54,6 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     return summary
 
 
-def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
-    settings = settings or Settings.from_env()
-    model = models.find(model_name)
-    with connect(settings, as_of) as con:
-        return models.build(con, model, settings.sql_dir)
-
-
 def audit(as_of: dt.date, settings: Settings | None = None) -> str:
     """The write-audit-publish gate: raises when any expectation fails."""
     settings = settings or Settings.from_env()
@@ -131,6 +124,6 @@ def run_all(as_of: dt.date, settings: Settings | None = None) -> Published:
     settings = settings or Settings.from_env()
     extract(as_of, settings)
     for model in models.DAILY_MODELS:
-        build_model(as_of, model.name, settings)
+        models.build_for_date(as_of, model.name, settings)
     audit(as_of, settings)
     return publish(as_of, settings)

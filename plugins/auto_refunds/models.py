@@ -7,6 +7,7 @@ only changed by the publish step, after the data-quality gate.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auto_refunds.faults import crash_point
+from auto_refunds.settings import Settings
 
 if TYPE_CHECKING:
     import duckdb
@@ -81,6 +83,17 @@ RECONCILIATION_MODELS: tuple[Model, ...] = (
 
 def find(name: str) -> Model:
     return next(m for m in (*DAILY_MODELS, *RECONCILIATION_MODELS) if m.name == name)
+
+
+def build_for_date(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
+    """Build one model for the run date ``as_of`` (one Airflow task); returns its row count."""
+    # Imported here: the DAG files import this module for the model list, and parsing a DAG
+    # should not load DuckDB.
+    from auto_refunds.warehouse import connect
+
+    settings = settings or Settings.from_env()
+    with connect(settings, as_of) as con:
+        return build(con, find(model_name), settings.sql_dir)
 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:

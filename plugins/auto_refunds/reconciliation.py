@@ -229,8 +229,7 @@ def run_all(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
     settings = settings or Settings.from_env()
     load(as_of, settings)
     for model in models.RECONCILIATION_MODELS:
-        with connect(settings, as_of) as con:
-            models.build(con, model, settings.sql_dir)
+        models.build_for_date(as_of, model.name, settings)
     audit(as_of, settings)
     return publish(as_of, settings)
 
