@@ -10,7 +10,7 @@ import pytest
 from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily, ledger, quality
-from auto_refunds.refund_file import PublishedFileConflict
+from auto_refunds.outbox import PublishedFileConflict
 from auto_refunds.warehouse import connect
 
 D0 = dt.date(2026, 1, 4)

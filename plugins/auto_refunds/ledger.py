@@ -20,6 +20,7 @@ import duckdb
 
 from auto_refunds.landing import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout, date_in_name
+from auto_refunds.outbox import read_as_text
 from auto_refunds.warehouse import scalar
 
 log = logging.getLogger(__name__)
@@ -53,16 +54,7 @@ def record_refund_file(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt
     if sha256_of(csv_path) != manifest["sha256"]:
         raise LedgerConflict(f"{csv_path}: content does not match its manifest's sha256")
 
-    columns = ", ".join(f"'{name}': 'VARCHAR'" for name in REFUNDS_HEADER)
-    con.execute(
-        f"""
-        create or replace temp table published_refunds as
-        select * replace (refund_amount::decimal(18, 2) as refund_amount)
-        from read_csv(?, header = true, columns = {{{columns}}}, auto_detect = false,
-                      delim = ',', quote = '"', escape = '"')
-        """,
-        [str(csv_path)],
-    )
+    read_as_text(con, csv_path, "published_refunds", REFUNDS_HEADER)
     clash = con.execute(
         """
         select published_refunds.refund_id, refund_ledger.requested_date
@@ -105,7 +97,7 @@ def record_refund_file(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt
         )
         select
             refund_id, credit_id, client_id, account_id, original_txn_id, card_token,
-            refund_amount, ?, ?, 'SENT', ?
+            refund_amount::decimal(18, 2), ?, ?, 'SENT', ?
         from published_refunds
         anti join refund_ledger using (refund_id)
         """,

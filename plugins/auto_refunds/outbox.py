@@ -57,7 +57,8 @@ def promote(candidate: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def _read_as_text(con: duckdb.DuckDBPyConnection, path: Path, name: str, header: tuple) -> None:
+def read_as_text(con: duckdb.DuckDBPyConnection, path: Path, name: str, header: tuple) -> None:
+    """Load one of our CSV files into the temp table ``name``, every column as text."""
     columns = ", ".join(f"'{column}': 'VARCHAR'" for column in header)
     con.execute(
         f"""
@@ -73,8 +74,8 @@ def describe_difference(
     con: duckdb.DuckDBPyConnection, published: Path, candidate: Path, header: tuple, key: str
 ) -> str:
     """The rows, by ``key``, that the candidate adds, removes and changes against the published."""
-    _read_as_text(con, published, "published_file", header)
-    _read_as_text(con, candidate, "rerun_file", header)
+    read_as_text(con, published, "published_file", header)
+    read_as_text(con, candidate, "rerun_file", header)
     added, removed, changed = (
         [row[0] for row in con.execute(sql).fetchall()]
         for sql in (
@@ -89,4 +90,21 @@ def describe_difference(
         f"{len(keys)} row(s) {verb}"
         + (f" ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})" if keys else "")
         for verb, keys in (("added", added), ("removed", removed), ("changed", changed))
+    )
+
+
+def refuse_change(
+    con: duckdb.DuckDBPyConnection,
+    published: Path,
+    candidate: Path,
+    header: tuple,
+    key: str,
+    context: str = "",
+) -> None:
+    """Drop the candidate and fail, naming the rows that would have changed the published file."""
+    difference = describe_difference(con, published, candidate, header, key)
+    candidate.unlink()
+    raise PublishedFileConflict(
+        f"{published} was already published and this run would change it: {difference}. "
+        f"The published file is left as it was{context}."
     )

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from auto_refunds import landing, ledger, models, quality
 from auto_refunds.faults import crash_point
 from auto_refunds.layout import POSTINGS_HEADER
-from auto_refunds.outbox import PublishedFileConflict, describe_difference, promote, write_candidate
+from auto_refunds.outbox import promote, refuse_change, write_candidate
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect, scalar, transaction
 
@@ -133,12 +133,7 @@ def _publish_postings(con, layout, as_of: dt.date) -> bool:
         if candidate.read_bytes() == path.read_bytes():
             candidate.unlink()
             return False
-        difference = describe_difference(con, path, candidate, POSTINGS_HEADER, "payment_id")
-        candidate.unlink()
-        raise PublishedFileConflict(
-            f"{path} was already published and this run would change it: {difference}. "
-            "The published file is left as it was."
-        )
+        refuse_change(con, path, candidate, POSTINGS_HEADER, "payment_id")
     promote(candidate, path)
     return True
 

@@ -21,10 +21,9 @@ from auto_refunds.faults import crash_point
 from auto_refunds.landing import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout
 from auto_refunds.outbox import (
-    PublishedFileConflict,
     atomic_write_bytes,
-    describe_difference,
     promote,
+    refuse_change,
     write_candidate,
 )
 
@@ -83,13 +82,14 @@ def publish_refund_file(
         if published == asdict(manifest) and sha256_of(csv_path) == manifest.sha256:
             candidate.unlink()
             return manifest, False
-        difference = describe_difference(con, csv_path, candidate, REFUNDS_HEADER, "refund_id")
-        candidate.unlink()
-        raise PublishedFileConflict(
-            f"{csv_path} was already published and this run would change it: {difference}. "
-            f"The published file is left as it was (published: {published['record_count']} "
-            f"refunds for {published['total_amount']}; this run: {manifest.record_count} "
-            f"for {manifest.total_amount})."
+        refuse_change(
+            con,
+            csv_path,
+            candidate,
+            REFUNDS_HEADER,
+            "refund_id",
+            f" (published: {published['record_count']} refunds for {published['total_amount']}; "
+            f"this run: {manifest.record_count} for {manifest.total_amount})",
         )
 
     promote(candidate, csv_path)
