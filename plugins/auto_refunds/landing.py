@@ -81,19 +81,25 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
 
 
 def land(
-    con: duckdb.DuckDBPyConnection, source: Source, path: Path, file_date: dt.date | None
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    file_date: dt.date | None,
+    digest: str | None = None,
 ) -> Landed:
     """Copy ``path`` into ``source.table`` unless the same content is there already.
 
-    Runs inside the caller's transaction: a failure leaves the table as it was.
+    ``digest`` is the file's sha256 when the caller has read it already. Runs inside the
+    caller's transaction: a failure leaves the table as it was.
     """
     check_header(path, source.header)
-    digest = sha256_of(path)
+    digest = digest or sha256_of(path)
     name = path.name
-    known = scalar(con, "select sha256 from landing.files where source_file = ?", [name])
-    if known == digest:
-        lines = scalar(con, "select data_lines from landing.files where source_file = ?", [name])
-        return Landed(name, lines, reloaded=False)
+    known = con.execute(
+        "select sha256, data_lines from landing.files where source_file = ?", [name]
+    ).fetchone()
+    if known is not None and known[0] == digest:
+        return Landed(name, known[1], reloaded=False)
 
     date_column = ", file_date" if source.dated else ""
     date_value = ", ?::date" if source.dated else ""

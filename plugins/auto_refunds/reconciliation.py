@@ -89,7 +89,7 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
             )
             lines = 0
         else:
-            lines = landing.land(con, landing.PAYMENTS, path, as_of).data_lines
+            lines = landing.land(con, landing.PAYMENTS, path, as_of, digest).data_lines
         con.execute(
             "insert or replace into payment_files values (?, ?, ?, ?)",
             [as_of, path.name, digest, twin],
