@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
 from auto_refunds import sample_data  # noqa: E402
+from auto_refunds.demo import dag_run_state  # noqa: E402
 from auto_refunds.layout import Layout  # noqa: E402
 
 DAY = dt.date(2026, 3, 2)
@@ -109,8 +110,7 @@ def main() -> None:
         dag_wall, dag_peak, log = measured(
             ["airflow", "dags", "test", "auto_refunds", DAY.isoformat()], env
         )
-        states = re.findall(r"DagRun Finished: dag_id=auto_refunds, .*?state=(\w+)", log)
-        if states[-1:] != ["success"]:
+        if dag_run_state(log, "auto_refunds") != "success":
             sys.exit(f"The DAG run did not succeed:\n{log[-5000:]}")
         refunds = Layout(data).refunds(DAY)
         same = sorted(refunds.read_text().splitlines()) == sorted(

@@ -48,9 +48,13 @@ def run_dag(dag_id: str, day: dt.date, log_dir: Path) -> tuple[str, Path]:
             stderr=subprocess.STDOUT,
             check=False,
         )
-    # `dags test` exits 0 whatever happened: the run's state is in its log.
-    states = [state for dag, state in _FINISHED.findall(log_file.read_text()) if dag == dag_id]
-    return (states[-1] if states else "unknown"), log_file
+    return dag_run_state(log_file.read_text(), dag_id), log_file
+
+
+def dag_run_state(log: str, dag_id: str) -> str:
+    """`airflow dags test` exits 0 whatever happened: the run's state is in its log."""
+    states = [state for dag, state in _FINISHED.findall(log) if dag == dag_id]
+    return states[-1] if states else "unknown"
 
 
 def drop_posted_credits(settings: Settings, day: dt.date) -> int:
