@@ -1,9 +1,15 @@
-"""Landing: copy input files into the warehouse exactly as they arrived, line by line.
+"""Landing: register each input file by its content, and copy the small ones in line by line.
 
 Nothing is interpreted here beyond the header. Each physical line is kept with its file and
 line number (the header is line 1), so the staging models can type it and every malformed row
 can be quarantined with the place it came from. A file is read again only when its content
 changes (sha256), which makes rerunning any date cheap and idempotent.
+
+ImaginePay transaction extracts are the exception to the copy. They accumulate every day and
+are by far the largest input, so copying their lines in and then typing every extract up to D
+again on every run would grow each night's work with the whole history. They are only
+registered here; their staging model types each extract once, straight from the registered
+file, and keeps the typed lines (see ``models.build_per_file``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import csv
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +53,8 @@ CREDITS = Source("credits", "landing.imagineone__credits", CREDITS_HEADER)
 CLIENT_RULES = Source(
     "client_rules", "landing.imagineone__client_rules", CLIENT_RULES_HEADER, dated=False
 )
-TRANSACTIONS = Source("transactions", "landing.imaginepay__transactions", TRANSACTIONS_HEADER)
+# Registered only: its lines go straight from the file to staging.
+TRANSACTIONS = Source("transactions", "", TRANSACTIONS_HEADER)
 PAYMENTS = Source("payments", "landing.imaginepay__payments", PAYMENTS_HEADER)
 
 
@@ -87,10 +96,11 @@ def land(
     file_date: dt.date | None,
     digest: str | None = None,
 ) -> Landed:
-    """Copy ``path`` into ``source.table`` unless the same content is there already.
+    """Register ``path`` and copy its lines into ``source.table``, unless the same content is
+    there already (a source without a table is registered only).
 
     ``digest`` is the file's sha256 when the caller has read it already. Runs inside the
-    caller's transaction: a failure leaves the table as it was.
+    caller's transaction: a failure leaves the warehouse as it was.
     """
     check_header(path, source.header)
     digest = digest or sha256_of(path)
@@ -101,34 +111,29 @@ def land(
     if known is not None and known[0] == digest:
         return Landed(name, known[1], reloaded=False)
 
-    date_column = ", file_date" if source.dated else ""
-    date_value = ", ?::date" if source.dated else ""
-    params = [name, file_date] if source.dated else [name]
-    con.execute(f"delete from {source.table} where source_file = ?", [name])
-    # Line numbers come from scan order, which only this setting guarantees.
-    con.execute("set preserve_insertion_order = true")
-    try:
-        # NUL as the delimiter and no quoting: every physical line arrives whole, in order.
-        con.execute(
-            f"""
-            insert into {source.table} (source_file{date_column}, line_number, raw_line)
-            select ?{date_value}, line_number, raw_line
-            from (
-                select row_number() over () as line_number, raw_line
-                from read_csv(
-                    '{_sql_string(path)}', header = false, columns = {{'raw_line': 'VARCHAR'}},
-                    delim = '\\0', quote = '', escape = '', auto_detect = false
-                )
+    if source.table:
+        con.execute(f"delete from {source.table} where source_file = ?", [name])
+        date_column = ", file_date" if source.dated else ""
+        date_value = ", ?::date" if source.dated else ""
+        params = [name, file_date] if source.dated else [name]
+        with insertion_order(con):
+            _read(
+                con,
+                path,
+                f"""
+                insert into {source.table} (source_file{date_column}, line_number, raw_line)
+                select ?{date_value}, line_number, raw_line from ({lines_query(path)})
+                """,
+                params,
             )
-            where line_number > 1 and nullif(trim(raw_line), '') is not null
-            """,
-            params,
-        )
-    except duckdb.Error as exc:
-        raise InputFileError(f"{path}: cannot be read: {exc}") from exc
-    con.execute("set preserve_insertion_order = false")
+        lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
+    else:
+        lines = _read(
+            con,
+            path,
+            f"select count(*) - 1 from ({_physical_lines(path)}) where {_NOT_BLANK}",
+        ).fetchone()[0]
     crash_point("mid_load")
-    lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
     con.execute(
         """
         insert or replace into landing.files (source_file, file_kind, file_date, sha256, data_lines)
@@ -138,6 +143,52 @@ def land(
     )
     log.info("Landed %s: %d data lines (sha256 %s)", path, lines, digest[:12])
     return Landed(name, lines, reloaded=True)
+
+
+_NOT_BLANK = "nullif(trim(raw_line), '') is not null"
+
+
+def _physical_lines(path: Path) -> str:
+    # NUL as the delimiter and no quoting: every physical line arrives whole, in order.
+    return f"""
+        select raw_line
+        from read_csv(
+            '{_sql_string(path)}', header = false, columns = {{'raw_line': 'VARCHAR'}},
+            delim = '\\0', quote = '', escape = '', auto_detect = false
+        )
+    """
+
+
+def lines_query(path: Path) -> str:
+    """The data lines of ``path`` as (line_number, raw_line), header and blank lines left out.
+
+    The line numbers come from scan order: run it inside ``insertion_order``.
+    """
+    return f"""
+        select line_number, raw_line
+        from (
+            select row_number() over () as line_number, raw_line
+            from ({_physical_lines(path)})
+        )
+        where line_number > 1 and {_NOT_BLANK}
+    """
+
+
+@contextmanager
+def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Scan order is only guaranteed with this setting, which the warehouse leaves off."""
+    con.execute("set preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute("set preserve_insertion_order = false")
+
+
+def _read(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | None = None):
+    try:
+        return con.execute(sql, params or [])
+    except duckdb.Error as exc:
+        raise InputFileError(f"{path}: cannot be read: {exc}") from exc
 
 
 def _sql_string(path: Path) -> str:

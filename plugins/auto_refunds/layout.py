@@ -101,6 +101,12 @@ class Layout:
     def transactions(self, day: dt.date) -> Path:
         return self.imaginepay_landing / f"transactions_{ymd(day)}.csv"
 
+    def landing_folder(self, file_kind: str) -> Path:
+        """Where the landing files of a ``landing.files`` kind arrive."""
+        if file_kind == "payments":
+            return self.payments_inbox
+        return self.imaginepay_landing if file_kind == "transactions" else self.imagineone_landing
+
     def transactions_up_to(self, day: dt.date) -> list[tuple[dt.date, Path]]:
         """Every ImaginePay extract dated on or before ``day``, oldest first."""
         found = []

@@ -3,11 +3,16 @@
 A model is one SELECT in ``include/sql/<layer>/<name>.sql``; building it replaces the table
 ``<layer>.<name>``. These build tables are the run's scratch space: the tables users query are
 only changed by the publish step, after the data-quality gate.
+
+One model is built per file instead: the staging of ImaginePay extracts, which accumulate every
+day. Its SELECT reads one extract at a time from ``landing_file``; each extract is typed once
+and its rows are kept, keyed by the file, until its content (or the model) changes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -27,6 +32,8 @@ log = logging.getLogger(__name__)
 class Model:
     layer: str
     name: str
+    # The landing.files kind a per-file model types, one file at a time.
+    per_file_kind: str | None = None
 
     @property
     def relation(self) -> str:
@@ -46,8 +53,8 @@ DAILY_MODELS: tuple[Model, ...] = (
         "staging",
         "stg_imagineone__credits",
         "stg_imagineone__client_rules",
-        "stg_imaginepay__transactions",
     ),
+    Model("staging", "stg_imaginepay__transactions", per_file_kind="transactions"),
     *_models(
         "intermediate",
         "int_imaginepay__transactions_known_at_date",
@@ -92,8 +99,12 @@ def build_for_date(as_of: dt.date, model_name: str, settings: Settings | None = 
     from auto_refunds.warehouse import connect
 
     settings = settings or Settings.from_env()
+    model = find(model_name)
     with connect(settings, as_of) as con:
-        return build(con, find(model_name), settings.sql_dir)
+        if model.per_file_kind:
+            folder = settings.layout.landing_folder(model.per_file_kind)
+            return build_per_file(con, model, settings.sql_dir, folder)
+        return build(con, model, settings.sql_dir)
 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
@@ -107,3 +118,88 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
     rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
     log.info("Built %s: %d rows in %.2f s", model.relation, rows, time.perf_counter() - started)
     return rows
+
+
+def build_per_file(
+    con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path, folder: Path
+) -> int:
+    """Type every registered file of the model's kind dated up to D that is not typed yet, or
+    whose content or model changed since; return the model's rows for D.
+
+    Each file is replaced in one transaction, and only after checking that its content is still
+    the one registered at extract: the typed rows are always those of the registered file.
+    """
+    from auto_refunds.landing import InputFileError, insertion_order, lines_query, sha256_of
+    from auto_refunds.warehouse import transaction
+
+    started = time.perf_counter()
+    sql = model.path(sql_dir).read_text()
+    # Typing depends on the model and on the parsing macros: a change to either types again.
+    version = hashlib.sha256(
+        (sql + (sql_dir / "warehouse" / "macros.sql").read_text()).encode()
+    ).hexdigest()
+    pending = con.execute(
+        """
+        select files.source_file, files.file_date, files.sha256
+        from landing.files as files
+        left join staging.typed_files as typed
+            on files.source_file = typed.source_file
+        where
+            files.file_kind = $kind
+            and files.file_date <= getvariable('as_of_date')
+            and (typed.sha256 is distinct from files.sha256 or typed.model_version <> $version)
+        order by files.file_date, files.source_file
+        """,
+        {"kind": model.per_file_kind, "version": version},
+    ).fetchall()
+    for source_file, file_date, digest in pending:
+        path = folder / source_file
+        if not path.is_file() or sha256_of(path) != digest:
+            raise InputFileError(
+                f"{path}: changed or removed since it was registered; run the extract again"
+            )
+        with transaction(con):
+            with insertion_order(con):
+                con.execute(
+                    f"""
+                    create or replace temp table landing_file as
+                    select ? as source_file, ?::date as file_date, line_number, raw_line
+                    from ({lines_query(path)})
+                    """,
+                    [source_file, file_date],
+                )
+            if not _is_current(con, model, version):
+                con.execute(f"create or replace table {model.relation} as\n{sql}\nlimit 0")
+                con.execute(
+                    "delete from staging.typed_files where file_kind = ?", [model.per_file_kind]
+                )
+            con.execute(f"delete from {model.relation} where source_file = ?", [source_file])
+            con.execute(f"insert into {model.relation} by name\n{sql}")
+            crash_point("mid_model")
+            con.execute(
+                "insert or replace into staging.typed_files values (?, ?, ?, ?)",
+                [source_file, model.per_file_kind, digest, version],
+            )
+            con.execute("drop table landing_file")
+        log.info("Typed %s into %s", source_file, model.relation)
+    rows = con.execute(
+        f"select count(*) from {model.relation} where file_date <= getvariable('as_of_date')"
+    ).fetchone()[0]
+    log.info(
+        "Built %s: %d rows in %.2f s (%d file(s) typed in this run)",
+        model.relation, rows, time.perf_counter() - started, len(pending),
+    )
+    return rows
+
+
+def _is_current(con: duckdb.DuckDBPyConnection, model: Model, version: str) -> bool:
+    """The kept table exists and every file in it was typed by this version of the model."""
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+        [model.layer, model.name],
+    ).fetchone()[0]
+    stale = con.execute(
+        "select count(*) from staging.typed_files where file_kind = ? and model_version <> ?",
+        [model.per_file_kind, version],
+    ).fetchone()[0]
+    return bool(exists) and not stale

@@ -4,7 +4,7 @@ with
 
 stg_transactions as (
     select * from staging.stg_imaginepay__transactions
-    where dq_error is null
+    where dq_error is null and file_date <= getvariable('as_of_date')
 ),
 
 latest_versions as (

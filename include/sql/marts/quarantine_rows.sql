@@ -12,6 +12,7 @@ stg_client_rules as (
 
 stg_transactions as (
     select * from staging.stg_imaginepay__transactions
+    where file_date <= getvariable('as_of_date')
 ),
 
 rejected as (

@@ -1,9 +1,10 @@
--- Every ImaginePay extract dated on or before D, one row per landing line, typed.
+-- One ImaginePay extract, one row per landing line, typed. The extracts accumulate, so this
+-- model is built file by file: each extract is typed once, straight from the registered file
+-- (landing_file), and its rows are kept until its content changes (models.build_per_file).
 with
 
 landing_transactions as (
-    select * from landing.imaginepay__transactions
-    where file_date <= getvariable('as_of_date')
+    select * from landing_file
 ),
 
 split as (

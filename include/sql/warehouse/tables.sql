@@ -17,6 +17,16 @@ create table if not exists landing.files (
     data_lines bigint not null
 );
 
+-- ImaginePay extracts typed so far, by content and by version of the staging model (sha256
+-- of its SQL and macros): staging.stg_imaginepay__transactions keeps their typed lines, and a
+-- file is typed again only when either changes. Its lines are never copied in (landing.py).
+create table if not exists staging.typed_files (
+    source_file varchar primary key,
+    file_kind varchar not null,
+    sha256 varchar not null,
+    model_version varchar not null
+);
+
 -- Every landing row exactly as it arrived, with its file and line (line 1 is the header).
 create table if not exists landing.imagineone__credits (
     source_file varchar not null,
@@ -27,13 +37,6 @@ create table if not exists landing.imagineone__credits (
 
 create table if not exists landing.imagineone__client_rules (
     source_file varchar not null,
-    line_number bigint not null,
-    raw_line varchar
-);
-
-create table if not exists landing.imaginepay__transactions (
-    source_file varchar not null,
-    file_date date not null,
     line_number bigint not null,
     raw_line varchar
 );
