@@ -53,8 +53,11 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check plugins dags tests benchmarks
 	$(BIN)/sqlfluff lint include/sql
 
+# The 10M size: make bench BENCH_ARGS="--credits 10000000 --transactions 40000000"
+BENCH_ARGS ?=
+
 bench: $(INSTALLED)
-	$(BIN)/python benchmarks/bench_daily.py
+	$(BIN)/python benchmarks/bench_daily.py $(BENCH_ARGS)
 
 airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	@echo "Airflow UI: http://localhost:8080  (user admin; the password is printed below and"

@@ -8,8 +8,9 @@ import datetime as dt
 import pytest
 from scenario import D, Scenario, credit, sale
 
-from auto_refunds import daily
+from auto_refunds import daily, models
 from auto_refunds.landing import InputFileError
+from auto_refunds.warehouse import connect
 
 
 @pytest.fixture
@@ -213,4 +214,81 @@ def test_line_numbers_hold_in_a_file_read_in_parallel(scenario):
     assert scenario.query(
         "select count(*), count(*) filter (where raw_line like 'L' || line_number || ',%') "
         "from landing.imagineone__credits"
+    ) == [(400_000, 400_000)]
+
+
+# ImaginePay extracts are typed once each, straight from the registered file (models.py).
+
+TYPED = "select source_file, sha256 from staging.typed_files order by source_file"
+
+
+def test_an_extract_is_typed_once_and_a_backfill_types_nothing(scenario):
+    day_1, day_2 = D, D + dt.timedelta(days=1)
+    scenario.write_credits(day_1, credit("C1"))
+    scenario.write_credits(day_2, credit("C2"))
+    scenario.write_transactions(day_1, sale("T1"))
+    scenario.write_transactions(day_2, sale("T2"), "T2,CL1")
+    scenario.decide(day_1)
+    scenario.decide(day_2)
+    typed = scenario.query(TYPED)
+    assert [name for name, _ in typed] == [
+        "transactions_20260105.csv",
+        "transactions_20260106.csv",
+    ]
+    # The backfill of day 1 sees only the extracts up to day 1, and types nothing again.
+    assert scenario.decide(day_1) == {"C1": ("DUE", "T1")}
+    assert scenario.query(TYPED) == typed
+    assert scenario.query("select count(*) from marts.quarantine_rows") == [(0,)]
+    assert scenario.query(
+        "select txn_id from intermediate.int_imaginepay__transactions_known_at_date"
+    ) == [("T1",)]
+
+
+def test_an_extract_whose_content_changes_is_typed_again(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1", "10.00"))
+    assert scenario.decide()["C1"][0] == "CREDIT_EXCEEDS_TRANSACTION"
+    scenario.write_transactions(D, sale("T1", "90.00"), "broken")
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert scenario.query(
+        "select txn_id, amount, line_number from staging.stg_imaginepay__transactions"
+        " order by line_number"
+    ) == [("T1", 90, 2), ("broken", None, 3)]
+
+
+def test_an_extract_typed_by_another_version_of_the_model_is_typed_again(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario.decide()
+    (current,) = scenario.query("select model_version from staging.typed_files")
+    with connect(scenario.settings) as con:
+        con.execute("update staging.typed_files set model_version = 'an older model'")
+        con.execute("update staging.stg_imaginepay__transactions set txn_id = 'stale'")
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert scenario.query("select model_version from staging.typed_files") == [current]
+    assert scenario.query("select txn_id from staging.stg_imaginepay__transactions") == [("T1",)]
+
+
+def test_an_extract_changed_after_extract_is_not_typed(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    daily.extract(D, scenario.settings)
+    scenario.write_transactions(D, sale("T1", "5.00"))
+    with pytest.raises(InputFileError, match=r"transactions_20260105\.csv: changed or removed"):
+        for model in models.DAILY_MODELS[:3]:
+            models.build_for_date(D, model.name, scenario.settings)
+    assert scenario.query("select count(*) from staging.typed_files") == [(0,)]
+
+
+def test_line_numbers_hold_in_an_extract_typed_in_parallel(scenario):
+    lines = [f"L{n},CL1,A1,SALE,,,1.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,1111"
+             for n in range(2, 400_002)]
+    path = scenario.write_transactions(D)
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    scenario.write_credits(D, credit("C1"))
+    scenario.decide()
+    assert scenario.query(
+        "select count(*), count(*) filter (where txn_id = 'L' || line_number) "
+        "from staging.stg_imaginepay__transactions"
     ) == [(400_000, 400_000)]

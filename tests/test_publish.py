@@ -171,7 +171,10 @@ def test_the_quality_gate_stops_the_run_and_names_the_offenders(scenario):
     with pytest.raises(quality.DataQualityError) as failure:
         daily.audit(D, scenario.settings)
     message = str(failure.value)
-    assert "expect_column_values_to_be_unique(refund_id) failed for 2 row(s)" in message
+    assert (
+        "expect_column_values_to_be_between(repeated_refund_ids) failed"
+        " with repeated_refund_ids = 1"
+    ) in message
     assert "AR-SAME" in message
     assert not scenario.layout.refunds(D).exists()
     results = scenario.settings.quality_results_dir / "daily_20260105"

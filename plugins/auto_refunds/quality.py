@@ -1,12 +1,13 @@
 """The data-quality gate: Great Expectations suites run before anything is published.
 
 Each suite is a YAML file beside the model it guards (``<model>.expectations.yml``): the gate it
-belongs to, a SQL query giving the rows to check, the key column that names offending rows in the
-log, and a declarative list of GX expectations. The query runs in DuckDB and only the columns the
-expectations read reach GX, as a pandas DataFrame: GX's SQL datasource does not work over
-duckdb-engine with DuckDB 2 (it computes empty metrics). Tables of a refund file's size are
-checked row by row; inputs of millions of rows are reduced by DuckDB to one row of facts first,
-which keeps the gate's memory flat (see docs/quality.md for the measurements).
+belongs to, a SQL query giving the data to check, the column that names offending rows in the
+log, and a declarative list of GX expectations. The query runs in DuckDB and its result reaches
+GX as a pandas DataFrame: GX's SQL datasource does not work over duckdb-engine with DuckDB 2 (it
+computes empty metrics). The daily suites guard tables of millions of rows, so their query
+reduces the table to one row of facts (counts of offending rows, a few offending keys) and GX
+judges the facts: the gate's time and memory stay flat however large the run (measurements in
+docs/design.md). A suite may also hand GX rows to check one by one, as the postings suite does.
 
 Every run writes its validation results as JSON under ``$AUTO_REFUNDS_DATA_DIR/quality``.
 """
@@ -79,6 +80,13 @@ class Failure:
     column: str | None
     unexpected_count: int | None
     examples: list
+    # Set for a one-row suite of facts: the value of the fact that failed.
+    fact: object = None
+
+    def describe(self) -> str:
+        if self.fact is not None:
+            return f"with {self.column} = {self.fact}"
+        return f"for {self.unexpected_count} row(s)"
 
 
 def _validate(context, suite: Suite, frame, as_of: dt.date) -> tuple[dict, list[Failure]]:
@@ -164,16 +172,17 @@ def run_gate(
             time.perf_counter() - started,
         )
         if suite_failures and len(frame) == 1:
-            # A one-row suite judges facts DuckDB computed; the facts are the evidence.
+            # A one-row suite judges facts DuckDB computed: the failing fact and the suite's
+            # example keys are the evidence.
             facts = frame.iloc[0].to_dict()
             for failure in suite_failures:
-                failure.examples = [facts]
+                failure.fact = facts.get(failure.column, "see the facts")
+                failure.examples = [facts.get(suite.key)]
         failures.extend(suite_failures)
         del frame
     if failures:
         lines = [
-            f"  {f.suite}: {f.expectation}({f.column}) failed for {f.unexpected_count} row(s),"
-            f" e.g. {f.examples}"
+            f"  {f.suite}: {f.expectation}({f.column}) failed {f.describe()}, e.g. {f.examples}"
             for f in failures
         ]
         raise DataQualityError(
