@@ -3,7 +3,9 @@
 -- (landing_file), and its rows are kept until its content changes (models.build_per_file).
 with
 
-landing_transactions as (
+-- Read twice (the ids, then every field) but never held whole: an extract has tens of millions
+-- of lines, and a kept copy of them all would spill to disk.
+landing_transactions as not materialized (
     select * from landing_file
 ),
 
@@ -17,7 +19,7 @@ split as (
     from landing_transactions
 ),
 
-renamed as materialized (
+renamed as not materialized (
     select
         source_file,
         file_date,
@@ -41,15 +43,33 @@ renamed as materialized (
     from split
 ),
 
--- Ids on more than one line of one file: every such line is ambiguous.
-duplicated_ids as (
+-- Ids on more than one line of one file: every such line is ambiguous. Millions of ids are
+-- grouped by an 8-byte hash, which stays in memory; only the few repeated hashes are compared
+-- as text.
+line_ids as not materialized (
     select
         source_file,
-        txn_id,
-        count(*) as rows_with_txn_id
-    from renamed
+        field_text(csv_fields(raw_line), 1) as txn_id
+    from landing_transactions
+),
+
+repeated_id_hashes as (
+    select hash(source_file, txn_id) as id_hash
+    from line_ids
     where txn_id is not null
-    group by source_file, txn_id
+    group by id_hash
+    having count(*) > 1
+),
+
+duplicated_ids as (
+    select
+        line_ids.source_file,
+        line_ids.txn_id,
+        count(*) as rows_with_txn_id
+    from line_ids
+    semi join repeated_id_hashes
+        on hash(line_ids.source_file, line_ids.txn_id) = repeated_id_hashes.id_hash
+    group by line_ids.source_file, line_ids.txn_id
     having count(*) > 1
 ),
 
