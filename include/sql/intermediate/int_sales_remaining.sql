@@ -92,8 +92,18 @@ refunded_per_sale as (
 ),
 
 final as (
+    -- Only what the rules read: at 40M transactions every column written here costs seconds.
     select
-        sales.*,
+        sales.txn_id,
+        sales.client_id,
+        sales.account_id,
+        sales.txn_date,
+        sales.amount,
+        sales.card_type,
+        sales.cvm,
+        sales.card_valid_through,
+        sales.card_token,
+        sales.card_last4,
         coalesce(refunded_per_sale.refunded_amount, 0)::decimal(18, 2) as refunded_amount,
         (sales.amount - coalesce(refunded_per_sale.refunded_amount, 0))::decimal(18, 2)
             as remaining_amount
