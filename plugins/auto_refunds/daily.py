@@ -28,7 +28,8 @@ PARTITIONS = {
 
 
 def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
-    """Land D's inputs and every earlier ImaginePay extract not landed yet.
+    """Land D's credit snapshot and the client rules; register every ImaginePay extract up to D
+    (its staging model types each one once, straight from the file).
 
     Fails, landing nothing, when a file of D is missing, unreadable or has a wrong header.
     """
