@@ -4,7 +4,7 @@
 
 1. Generates the inputs once (cached under benchmarks/.cache) for one run date.
 2. Runs the floor, ``benchmarks/floor.sql``: the refund rules as one hand-written DuckDB query
-   over the same CSVs.
+   over the same CSVs; the fastest of ``--floor-runs`` (3) counts.
 3. Runs ``airflow dags test auto_refunds D`` on a fresh warehouse: wall time, peak memory
    (the largest resident set of the process tree), credits per second; checks that it picks the
    same refunds as the floor.
@@ -122,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--credits", type=int, default=1_000_000)
     parser.add_argument("--transactions", type=int, default=4_000_000)
+    parser.add_argument("--floor-runs", type=int, default=3, help="the floor's best of N")
     parser.add_argument(
         "--rerun", action="store_true",
         help="also time a rerun of the same date (extracts already typed, file unchanged)",
@@ -144,15 +145,19 @@ def main() -> None:
             env=env, check=True, capture_output=True,
         )
 
-        # The floor first: it also warms the page cache for both.
+        # The floor first: it also warms the page cache for both. Its time varies by a second
+        # from run to run at 1M, so the fastest of three is the floor (the harder target).
         floor_out = work / "floor_refunds.csv"
-        floor_wall, floor_peak, _ = measured(
-            [
-                sys.executable, "-c", FLOOR, str(REPO / "benchmarks" / "floor.sql"),
-                str(landing.credits(DAY)), str(landing.transactions(DAY)),
-                str(landing.client_rules), str(floor_out), DAY.isoformat(),
-            ],
-            env,
+        floor_wall, floor_peak, _ = min(
+            measured(
+                [
+                    sys.executable, "-c", FLOOR, str(REPO / "benchmarks" / "floor.sql"),
+                    str(landing.credits(DAY)), str(landing.transactions(DAY)),
+                    str(landing.client_rules), str(floor_out), DAY.isoformat(),
+                ],
+                env,
+            )
+            for _ in range(args.floor_runs)
         )
         dag_wall, dag_peak, log = measured(
             ["airflow", "dags", "test", "auto_refunds", DAY.isoformat()], env
