@@ -138,6 +138,14 @@ def build_per_file(
     version = hashlib.sha256(
         (sql + (sql_dir / "warehouse" / "macros.sql").read_text()).encode()
     ).hexdigest()
+    if not _is_current(con, model, version):
+        # No kept table yet, or typed by another version of the model: type every file again.
+        # Safe to be killed here: the next run finds the table gone and starts over.
+        with transaction(con):
+            con.execute(f"drop table if exists {model.relation}")
+            con.execute(
+                "delete from staging.typed_files where file_kind = ?", [model.per_file_kind]
+            )
     pending = con.execute(
         """
         select files.source_file, files.file_date, files.sha256
@@ -147,10 +155,10 @@ def build_per_file(
         where
             files.file_kind = $kind
             and files.file_date <= getvariable('as_of_date')
-            and (typed.sha256 is distinct from files.sha256 or typed.model_version <> $version)
+            and typed.sha256 is distinct from files.sha256
         order by files.file_date, files.source_file
         """,
-        {"kind": model.per_file_kind, "version": version},
+        {"kind": model.per_file_kind},
     ).fetchall()
     for source_file, file_date, digest in pending:
         path = folder / source_file
@@ -168,11 +176,8 @@ def build_per_file(
                     """,
                     [source_file, file_date],
                 )
-            if not _is_current(con, model, version):
-                con.execute(f"create or replace table {model.relation} as\n{sql}\nlimit 0")
-                con.execute(
-                    "delete from staging.typed_files where file_kind = ?", [model.per_file_kind]
-                )
+            # The model's SELECT gives the table its columns.
+            con.execute(f"create table if not exists {model.relation} as\n{sql}\nlimit 0")
             con.execute(f"delete from {model.relation} where source_file = ?", [source_file])
             con.execute(f"insert into {model.relation} by name\n{sql}")
             crash_point("mid_model")
