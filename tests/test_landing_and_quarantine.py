@@ -180,13 +180,22 @@ def test_a_missing_file_fails_naming_it(scenario, missing):
         daily.extract(D, scenario.settings)
 
 
-def test_an_unreadable_file_fails_naming_it(scenario):
+# Transactions are only registered at extract, not copied in: they are still read whole there.
+@pytest.mark.parametrize(
+    ("kind", "line"),
+    [
+        ("credits", b"C2,CL1,A1,\xff\xfe,2026-01-04\n"),
+        ("transactions", b"T2,CL1,A1,SALE,,,\xff\xfe,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\n"),
+    ],
+)
+def test_an_unreadable_file_fails_naming_it(scenario, kind, line):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(D, sale("T1"))
     scenario._prepare(D)
-    with open(scenario.layout.credits(D), "ab") as handle:
-        handle.write(b"C2,CL1,A1,\xff\xfe,2026-01-04\n")
-    with pytest.raises(InputFileError, match=r"credits_20260105\.csv: cannot be read"):
+    path = scenario.layout.credits(D) if kind == "credits" else scenario.layout.transactions(D)
+    with open(path, "ab") as handle:
+        handle.write(line)
+    with pytest.raises(InputFileError, match=rf"{kind}_20260105\.csv: cannot be read"):
         daily.extract(D, scenario.settings)
     assert scenario.query("select count(*) from landing.files") == [(0,)]
 
