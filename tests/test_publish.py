@@ -179,3 +179,20 @@ def test_the_quality_gate_stops_the_run_and_names_the_offenders(scenario):
     assert not scenario.layout.refunds(D).exists()
     results = scenario.settings.quality_results_dir / "daily_20260105"
     assert json.loads((results / "tickler_true_refunds_due.json").read_text())["success"] is False
+
+
+def test_a_failing_pair_of_facts_names_both_values(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario.decide(D)
+    scenario.query(
+        "insert into intermediate.int_imaginepay__transactions_known_at_date "
+        "select * from intermediate.int_imaginepay__transactions_known_at_date"
+    )
+    with pytest.raises(quality.DataQualityError) as failure:
+        daily.audit(D, scenario.settings)
+    assert (
+        "expect_column_pair_values_to_be_equal(None) failed"
+        " with transactions = 2, distinct_txn_ids = 1, e.g. ['T1']"
+    ) in str(failure.value)
+    assert not scenario.layout.refunds(D).exists()

@@ -80,12 +80,14 @@ class Failure:
     column: str | None
     unexpected_count: int | None
     examples: list
-    # Set for a one-row suite of facts: the value of the fact that failed.
-    fact: object = None
+    # Every column the expectation reads (a pair expectation reads two).
+    columns: tuple[str, ...] = ()
+    # Set for a one-row suite of facts: the values of the facts that failed.
+    facts: dict | None = None
 
     def describe(self) -> str:
-        if self.fact is not None:
-            return f"with {self.column} = {self.fact}"
+        if self.facts is not None:
+            return "with " + ", ".join(f"{name} = {value}" for name, value in self.facts.items())
         return f"for {self.unexpected_count} row(s)"
 
 
@@ -130,6 +132,11 @@ def _validate(context, suite: Suite, frame, as_of: dt.date) -> tuple[dict, list[
                 suite=suite.name,
                 expectation=item.expectation_config.type,
                 column=item.expectation_config.kwargs.get("column"),
+                columns=tuple(
+                    item.expectation_config.kwargs[name]
+                    for name in ("column", "column_A", "column_B")
+                    if name in item.expectation_config.kwargs
+                ),
                 unexpected_count=details.get("unexpected_count"),
                 examples=examples[:5],
             )
@@ -176,7 +183,7 @@ def run_gate(
             # example keys are the evidence.
             facts = frame.iloc[0].to_dict()
             for failure in suite_failures:
-                failure.fact = facts.get(failure.column, "see the facts")
+                failure.facts = {name: facts.get(name) for name in failure.columns}
                 failure.examples = [facts.get(suite.key)]
         failures.extend(suite_failures)
         del frame
