@@ -44,7 +44,8 @@ class InputFileError(RuntimeError):
 @dataclass(frozen=True)
 class Source:
     kind: str
-    table: str
+    # None: registered only, its lines are read straight from the file by its staging model.
+    table: str | None
     header: tuple[str, ...]
     dated: bool = True
 
@@ -53,8 +54,7 @@ CREDITS = Source("credits", "landing.imagineone__credits", CREDITS_HEADER)
 CLIENT_RULES = Source(
     "client_rules", "landing.imagineone__client_rules", CLIENT_RULES_HEADER, dated=False
 )
-# Registered only: its lines go straight from the file to staging.
-TRANSACTIONS = Source("transactions", "", TRANSACTIONS_HEADER)
+TRANSACTIONS = Source("transactions", None, TRANSACTIONS_HEADER)
 PAYMENTS = Source("payments", "landing.imaginepay__payments", PAYMENTS_HEADER)
 
 
@@ -111,7 +111,7 @@ def land(
     if known is not None and known[0] == digest:
         return Landed(name, known[1], reloaded=False)
 
-    if source.table:
+    if source.table is not None:
         con.execute(f"delete from {source.table} where source_file = ?", [name])
         date_column = ", file_date" if source.dated else ""
         date_value = ", ?::date" if source.dated else ""
