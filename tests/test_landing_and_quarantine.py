@@ -290,6 +290,54 @@ def test_an_extract_changed_after_extract_is_not_typed(scenario):
     assert scenario.query("select count(*) from staging.typed_files") == [(0,)]
 
 
+# The versions an extract supersedes are dated when it is typed, so the transactions known at D
+# are a filter; they must be what a pass over every extract up to D would pick.
+
+KNOWN = (
+    "select txn_id, status, amount::varchar"
+    " from intermediate.int_imaginepay__transactions_known_at_date order by txn_id"
+)
+EVERY_EXTRACT_UP_TO = """
+    select txn_id, status, amount::varchar from staging.stg_imaginepay__transactions
+    where dq_error is null and file_date <= ?
+    qualify row_number() over (partition by txn_id order by file_date desc) = 1
+    order by txn_id
+"""
+
+
+def known_on_each_day(scenario: Scenario, days: list[dt.date]) -> list[list[tuple]]:
+    known = []
+    for day in days:
+        scenario.decide(day)
+        known.append(scenario.query(KNOWN))
+        assert known[-1] == scenario.query(EVERY_EXTRACT_UP_TO, [day]), day
+    return known
+
+
+def test_the_known_version_holds_whatever_order_extracts_come_in_and_change(scenario):
+    days = [D + dt.timedelta(days=n) for n in range(4)]
+    for day in days:
+        scenario.write_credits(day, credit("C1", "1.00"))
+    scenario.write_transactions(days[0], sale("T1", status="PENDING"), sale("T2"), sale("T3"))
+    scenario.write_transactions(days[1], sale("T1"), sale("T3", "50.00"))
+    # T3's last version does not read: its version of day 1 stays the known one.
+    scenario.write_transactions(days[3], sale("T1", status="VOIDED"), sale("T3", "abc"))
+    scenario.decide(days[3])
+    # Day 2's extract arrives after day 3's was typed.
+    scenario.write_transactions(days[2], sale("T1", "90.00"), sale("T2", status="VOIDED"))
+    assert known_on_each_day(scenario, days) == [
+        [("T1", "PENDING", "100.00"), ("T2", "SETTLED", "100.00"), ("T3", "SETTLED", "100.00")],
+        [("T1", "SETTLED", "100.00"), ("T2", "SETTLED", "100.00"), ("T3", "SETTLED", "50.00")],
+        [("T1", "SETTLED", "90.00"), ("T2", "VOIDED", "100.00"), ("T3", "SETTLED", "50.00")],
+        [("T1", "VOIDED", "100.00"), ("T2", "VOIDED", "100.00"), ("T3", "SETTLED", "50.00")],
+    ]
+    # Day 1's extract changes: T1 leaves it, so on day 1 its version of day 0 is known again.
+    scenario.write_transactions(days[1], sale("T3", "60.00"))
+    assert known_on_each_day(scenario, days)[1] == [
+        ("T1", "PENDING", "100.00"), ("T2", "SETTLED", "100.00"), ("T3", "SETTLED", "60.00"),
+    ]
+
+
 def test_line_numbers_hold_in_an_extract_typed_in_parallel(scenario):
     lines = [f"L{n},CL1,A1,SALE,,,1.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,1111"
              for n in range(2, 400_002)]

@@ -185,9 +185,11 @@ def test_a_failing_pair_of_facts_names_both_values(scenario):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(D, sale("T1"))
     scenario.decide(D)
+    # A second latest version of T1, as a fault in the supersession would leave.
     scenario.query(
-        "insert into intermediate.int_imaginepay__transactions_known_at_date "
-        "select * from intermediate.int_imaginepay__transactions_known_at_date"
+        "insert into staging.stg_imaginepay__transactions "
+        "select * replace ('copy_of_' || source_file as source_file) "
+        "from staging.stg_imaginepay__transactions"
     )
     with pytest.raises(quality.DataQualityError) as failure:
         daily.audit(D, scenario.settings)

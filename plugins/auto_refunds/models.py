@@ -6,7 +6,9 @@ only changed by the publish step, after the data-quality gate.
 
 One model is built per file instead: the staging of ImaginePay extracts, which accumulate every
 day. Its SELECT reads one extract at a time from ``landing_file``; each extract is typed once
-and its rows are kept, keyed by the file, until its content (or the model) changes.
+and its rows are kept, keyed by the file, until its content (or the model) changes. Its
+``<name>.supersede.sql`` then dates the versions the extract superseded, so the transactions
+known at D are a filter (a view) rather than a pass over every extract on every run.
 """
 
 from __future__ import annotations
@@ -34,13 +36,16 @@ class Model:
     name: str
     # The landing.files kind a per-file model types, one file at a time.
     per_file_kind: str | None = None
+    # "view" for a model that only filters a kept table: writing millions of rows again would be
+    # most of its cost, and the count its task logs reads the same rows.
+    materialized: str = "table"
 
     @property
     def relation(self) -> str:
         return f"{self.layer}.{self.name}"
 
-    def path(self, sql_dir: Path) -> Path:
-        return sql_dir / self.layer / f"{self.name}.sql"
+    def path(self, sql_dir: Path, suffix: str = ".sql") -> Path:
+        return sql_dir / self.layer / f"{self.name}{suffix}"
 
 
 def _models(layer: str, *names: str) -> list[Model]:
@@ -55,9 +60,9 @@ DAILY_MODELS: tuple[Model, ...] = (
         "stg_imagineone__client_rules",
     ),
     Model("staging", "stg_imaginepay__transactions", per_file_kind="transactions"),
+    Model("intermediate", "int_imaginepay__transactions_known_at_date", materialized="view"),
     *_models(
         "intermediate",
-        "int_imaginepay__transactions_known_at_date",
         "int_sales_remaining",
         "int_credits_screened",
         "int_credit_candidates",
@@ -112,7 +117,15 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
     started = time.perf_counter()
     sql = model.path(sql_dir).read_text()
     con.execute("begin transaction")
-    con.execute(f"create or replace table {model.relation} as\n{sql}")
+    if model.materialized == "view":
+        # A view is read later, by the next tasks and by people, in sessions that may hold
+        # another date or none: it keeps the date of the run that built it, as a table would.
+        as_of = con.execute("select getvariable('as_of_date')").fetchone()[0]
+        sql = sql.replace("getvariable('as_of_date')", f"date '{as_of.isoformat()}'")
+        if _table_exists(con, model):
+            # Built as a table by an earlier version of the project.
+            con.execute(f"drop table {model.relation}")
+    con.execute(f"create or replace {model.materialized} {model.relation} as\n{sql}")
     crash_point("mid_model")
     con.execute("commit")
     rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
@@ -134,9 +147,11 @@ def build_per_file(
 
     started = time.perf_counter()
     sql = model.path(sql_dir).read_text()
-    # Typing depends on the model and on the parsing macros: a change to either types again.
+    supersede = model.path(sql_dir, ".supersede.sql").read_text()
+    # The typed rows depend on the model, the parsing macros and the supersession: a change to
+    # any of them types again.
     version = hashlib.sha256(
-        (sql + (sql_dir / "warehouse" / "macros.sql").read_text()).encode()
+        (sql + supersede + (sql_dir / "warehouse" / "macros.sql").read_text()).encode()
     ).hexdigest()
     if not _is_current(con, model, version):
         # No kept table yet, or typed by another version of the model: type every file again.
@@ -178,14 +193,22 @@ def build_per_file(
                 )
             # The model's SELECT gives the table its columns.
             con.execute(f"create table if not exists {model.relation} as\n{sql}\nlimit 0")
+            # The ids of the file's earlier content too: versions it superseded may be latest again.
+            con.execute(
+                f"create or replace temp table file_txn_ids as "
+                f"select txn_id from {model.relation} where source_file = ?",
+                [source_file],
+            )
             con.execute(f"delete from {model.relation} where source_file = ?", [source_file])
             con.execute(f"insert into {model.relation} by name\n{sql}")
+            _supersede(con, model, source_file, supersede)
             crash_point("mid_model")
             con.execute(
                 "insert or replace into staging.typed_files values (?, ?, ?, ?)",
                 [source_file, model.per_file_kind, digest, version],
             )
             con.execute("drop table landing_file")
+            con.execute("drop table file_txn_ids")
         log.info("Typed %s into %s", source_file, model.relation)
     rows = con.execute(
         f"select count(*) from {model.relation} where file_date <= getvariable('as_of_date')"
@@ -197,14 +220,45 @@ def build_per_file(
     return rows
 
 
+def _supersede(
+    con: duckdb.DuckDBPyConnection, model: Model, source_file: str, supersede: str
+) -> None:
+    """Date the versions of the txn_ids the file just typed shares with other files.
+
+    Only ids held by another file can have more than one version, so the first extract (and
+    any extract of new transactions only) costs a scan of the ids and no update.
+    """
+    con.execute(
+        f"""
+        create or replace temp table touched_txn_ids as
+        with file_ids as (
+            select txn_id from file_txn_ids
+            union all
+            select txn_id from {model.relation} where source_file = $file
+        )
+        select distinct txn_id from {model.relation}
+        where source_file <> $file and txn_id in (select file_ids.txn_id from file_ids)
+        """,
+        {"file": source_file},
+    )
+    if con.execute("select count(*) from touched_txn_ids").fetchone()[0]:
+        con.execute(supersede)
+    con.execute("drop table touched_txn_ids")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, model: Model) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+            [model.layer, model.name],
+        ).fetchone()[0]
+    )
+
+
 def _is_current(con: duckdb.DuckDBPyConnection, model: Model, version: str) -> bool:
     """The kept table exists and every file in it was typed by this version of the model."""
-    exists = con.execute(
-        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
-        [model.layer, model.name],
-    ).fetchone()[0]
     stale = con.execute(
         "select count(*) from staging.typed_files where file_kind = ? and model_version <> ?",
         [model.per_file_kind, version],
     ).fetchone()[0]
-    return bool(exists) and not stale
+    return _table_exists(con, model) and not stale

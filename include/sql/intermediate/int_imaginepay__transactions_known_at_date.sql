@@ -1,5 +1,8 @@
 -- Transactions known at D: the latest readable version of each txn_id among the extracts dated
 -- on or before D (CONTRACT 3). Within one file a txn_id is unique: duplicates were quarantined.
+-- A version is the latest at D unless a later one came in an extract dated on or before D; its
+-- superseded_on is set when each extract is typed (stg_imaginepay__transactions.supersede.sql),
+-- so this is a filter over the typed extracts, built as a view (models.py).
 with
 
 stg_transactions as (
@@ -9,7 +12,7 @@ stg_transactions as (
 
 latest_versions as (
     select * from stg_transactions
-    qualify row_number() over (partition by txn_id order by file_date desc) = 1
+    where superseded_on is null or superseded_on > getvariable('as_of_date')
 ),
 
 final as (

@@ -160,7 +160,11 @@ checked as (
 
 -- The line as it arrived is kept where it is needed: on the lines that are quarantined.
 final as (
-    select * replace (case when dq_error is not null then raw_line end as raw_line)
+    select
+        * replace (case when dq_error is not null then raw_line end as raw_line),
+        -- The file_date of the next readable version of this txn_id, once a later extract
+        -- brings one (stg_imaginepay__transactions.supersede.sql); null while it is the latest.
+        null::date as superseded_on
     from checked
 )
 
