@@ -45,7 +45,7 @@ renamed as not materialized (
 
 -- Ids on more than one line of one file: every such line is ambiguous. Millions of ids are
 -- grouped by an 8-byte hash, which stays in memory; only the few repeated hashes are compared
--- as text.
+-- as text. (Lines without an id share a hash too; they never match an id below.)
 line_ids as not materialized (
     select
         source_file,
@@ -56,7 +56,6 @@ line_ids as not materialized (
 repeated_id_hashes as (
     select hash(source_file, txn_id) as id_hash
     from line_ids
-    where txn_id is not null
     group by id_hash
     having count(*) > 1
 ),
