@@ -155,7 +155,7 @@ def _physical_lines(path: Path) -> str:
     return f"""
         select raw_line
         from read_csv(
-            '{_sql_string(path)}', header = false, columns = {{'raw_line': 'VARCHAR'}},
+            {sql_literal(str(path))}, header = false, columns = {{'raw_line': 'VARCHAR'}},
             delim = '\\0', quote = '', escape = '', auto_detect = false
         )
     """
@@ -193,5 +193,6 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | N
         raise InputFileError(f"{path}: cannot be read: {exc}") from exc
 
 
-def _sql_string(path: Path) -> str:
-    return str(path).replace("'", "''")
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal, for the statements that take no parameters (views)."""
+    return "'" + text.replace("'", "''") + "'"
