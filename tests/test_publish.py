@@ -198,3 +198,22 @@ def test_a_failing_pair_of_facts_names_both_values(scenario):
         " with transactions = 2, distinct_txn_ids = 1, e.g. ['T1']"
     ) in str(failure.value)
     assert not scenario.layout.refunds(D).exists()
+
+
+def test_a_credit_id_twice_in_the_snapshot_stops_the_gate(scenario):
+    scenario.write_credits(D, credit("C1"), credit("C2"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario.decide(D)
+    # As a fault in staging's duplicate check would leave it.
+    scenario.query(
+        "insert into staging.stg_imagineone__credits "
+        "select * replace (line_number + 10 as line_number) "
+        "from staging.stg_imagineone__credits where credit_id = 'C2'"
+    )
+    with pytest.raises(quality.DataQualityError) as failure:
+        daily.audit(D, scenario.settings)
+    assert (
+        "expect_column_pair_values_to_be_equal(None) failed"
+        " with readable_credits = 3, distinct_credit_ids = 2, e.g. ['C2']"
+    ) in str(failure.value)
+    assert not scenario.layout.refunds(D).exists()
