@@ -181,39 +181,32 @@ def test_the_quality_gate_stops_the_run_and_names_the_offenders(scenario):
     assert json.loads((results / "tickler_true_refunds_due.json").read_text())["success"] is False
 
 
-def test_a_failing_pair_of_facts_names_both_values(scenario):
-    scenario.write_credits(D, credit("C1"))
-    scenario.write_transactions(D, sale("T1"))
-    scenario.decide(D)
-    # A second latest version of T1, as a fault in the supersession would leave.
-    scenario.query(
-        "insert into staging.stg_imaginepay__transactions "
-        "select * replace ('copy_of_' || source_file as source_file) "
-        "from staging.stg_imaginepay__transactions"
-    )
-    with pytest.raises(quality.DataQualityError) as failure:
-        daily.audit(D, scenario.settings)
-    assert (
-        "expect_column_pair_values_to_be_equal(None) failed"
-        " with transactions = 2, distinct_txn_ids = 1, e.g. ['T1']"
-    ) in str(failure.value)
-    assert not scenario.layout.refunds(D).exists()
-
-
-def test_a_credit_id_twice_in_the_snapshot_stops_the_gate(scenario):
+@pytest.mark.parametrize(
+    ("fault", "failed"),
+    [
+        # A second latest version of T1, as a fault in the supersession would leave.
+        (
+            "insert into staging.stg_imaginepay__transactions"
+            " select * replace ('copy_of_' || source_file as source_file)"
+            " from staging.stg_imaginepay__transactions",
+            "with transactions = 2, distinct_txn_ids = 1, e.g. ['T1']",
+        ),
+        # C2 twice among the readable credits, as a fault in staging's duplicate check would leave.
+        (
+            "insert into staging.stg_imagineone__credits"
+            " select * replace (line_number + 10 as line_number)"
+            " from staging.stg_imagineone__credits where credit_id = 'C2'",
+            "with readable_credits = 3, distinct_credit_ids = 2, e.g. ['C2']",
+        ),
+    ],
+    ids=["transaction twice", "credit twice"],
+)
+def test_a_failing_pair_of_facts_names_both_values(scenario, fault, failed):
     scenario.write_credits(D, credit("C1"), credit("C2"))
     scenario.write_transactions(D, sale("T1"))
     scenario.decide(D)
-    # As a fault in staging's duplicate check would leave it.
-    scenario.query(
-        "insert into staging.stg_imagineone__credits "
-        "select * replace (line_number + 10 as line_number) "
-        "from staging.stg_imagineone__credits where credit_id = 'C2'"
-    )
+    scenario.query(fault)
     with pytest.raises(quality.DataQualityError) as failure:
         daily.audit(D, scenario.settings)
-    assert (
-        "expect_column_pair_values_to_be_equal(None) failed"
-        " with readable_credits = 3, distinct_credit_ids = 2, e.g. ['C2']"
-    ) in str(failure.value)
+    assert f"expect_column_pair_values_to_be_equal(None) failed {failed}" in str(failure.value)
     assert not scenario.layout.refunds(D).exists()
