@@ -592,3 +592,67 @@ def test_blanks_inside_quotes_are_trimmed_like_blanks_outside(tmp_path, monkeypa
     assert p.query("select source_file, line_number, error from quarantine_rows") == []
     assert set(p.outcomes(D0)) == expected
     assert published_rows(p.published(D0)) == {("CL1", "A1", "K1", "S1", "tok", money("10"))}
+
+
+# The transactions known at D are kept incrementally: each typed extract dates the versions it
+# supersedes. Whatever order extracts are written, rewritten and typed in, and whichever dates
+# run, the view must pick what a pass over every extract up to D picks.
+
+SUPERSESSION_DAYS = [D0, D1, D2]
+KNOWN_VERSIONS_MODELS = (
+    "stg_imaginepay__transactions",
+    "int_imaginepay__transactions_known_at_date",
+)
+
+
+@st.composite
+def extract_csv(draw) -> str:
+    """A version of T1 and of T2 each, or none: readable, unreadable, or on two lines of the
+    file (both quarantined)."""
+    lines = []
+    for txn_id in ("T1", "T2"):
+        version = draw(st.sampled_from(["absent", "10.00", "20.00", "abc", "twice"]))
+        amounts = {"absent": [], "twice": ["10.00", "30.00"]}.get(version, [version])
+        lines += [
+            f"{txn_id},CL1,A1,SALE,,,{amount},2026-03-01,SETTLED,CREDIT,PIN,12/30,tok,1234\n"
+            for amount in amounts
+        ]
+    return ",".join(ref.TRANSACTIONS_HEADER) + "\n" + "".join(lines)
+
+
+@hsettings(max_examples=15 * SCALE, **HYPOTHESIS)
+@given(data=st.data())
+def test_known_versions_match_a_pass_over_every_extract(data, monkeypatch):
+    with tempfile.TemporaryDirectory() as root:
+        p = Pipeline(Path(root), monkeypatch)
+        p.write_rules(",".join(ref.CLIENT_RULES_HEADER) + "\nCL1,true,,\n")
+        for day in SUPERSESSION_DAYS:
+            p.write_credits(day, ",".join(ref.CREDITS_HEADER) + "\nK1,CL1,A1,1.00,2026-03-28\n")
+            p.write_transactions(day, ",".join(ref.TRANSACTIONS_HEADER) + "\n")
+        steps = data.draw(
+            st.lists(
+                st.tuples(st.sampled_from(SUPERSESSION_DAYS), st.booleans()),
+                min_size=6,
+                max_size=12,
+            )
+        )
+        for day, rewrite in [*steps, (D2, False)]:
+            if rewrite:
+                p.write_transactions(day, data.draw(extract_csv()))
+                continue
+            daily.extract(day, p.settings)
+            for model in KNOWN_VERSIONS_MODELS:
+                models.build_for_date(day, model, p.settings)
+            assert p.query(
+                "select txn_id, source_file, line_number"
+                " from intermediate.int_imaginepay__transactions_known_at_date order by all"
+            ) == p.query(
+                """
+                select txn_id, source_file, line_number
+                from staging.stg_imaginepay__transactions
+                where dq_error is null and file_date <= ?
+                qualify row_number() over (partition by txn_id order by file_date desc) = 1
+                order by all
+                """,
+                [day],
+            ), day

@@ -123,6 +123,12 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
         # another date or none: it keeps the date of the run that built it, as a table would.
         as_of = con.execute("select getvariable('as_of_date')").fetchone()[0]
         sql = sql.replace("getvariable('as_of_date')", f"date '{as_of.isoformat()}'")
+        if "getvariable" in sql:
+            # Left in, it would read nothing in a session without it, silently.
+            raise ValueError(
+                f"{model.relation}: a view reads no session variable but the run's date, "
+                "spelled getvariable('as_of_date')"
+            )
         if _table_exists(con, model):
             # Built as a table by an earlier version of the project.
             con.execute(f"drop table {model.relation}")
