@@ -115,26 +115,27 @@ def build_for_date(as_of: dt.date, model_name: str, settings: Settings | None = 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:
     """Build one model and return its row count."""
+    from auto_refunds.warehouse import transaction
+
     started = time.perf_counter()
     sql = model.path(sql_dir).read_text()
-    con.execute("begin transaction")
-    if model.materialized == "view":
-        # A view is read later, by the next tasks and by people, in sessions that may hold
-        # another date or none: it keeps the date of the run that built it, as a table would.
-        as_of = con.execute("select getvariable('as_of_date')").fetchone()[0]
-        sql = sql.replace("getvariable('as_of_date')", f"date '{as_of.isoformat()}'")
-        if "getvariable" in sql:
-            # Left in, it would read nothing in a session without it, silently.
-            raise ValueError(
-                f"{model.relation}: a view reads no session variable but the run's date, "
-                "spelled getvariable('as_of_date')"
-            )
-        if _table_exists(con, model):
-            # Built as a table by an earlier version of the project.
-            con.execute(f"drop table {model.relation}")
-    con.execute(f"create or replace {model.materialized} {model.relation} as\n{sql}")
-    crash_point("mid_model")
-    con.execute("commit")
+    with transaction(con):
+        if model.materialized == "view":
+            # A view is read later, by the next tasks and by people, in sessions that may hold
+            # another date or none: it keeps the date of the run that built it, as a table would.
+            as_of = con.execute("select getvariable('as_of_date')").fetchone()[0]
+            sql = sql.replace("getvariable('as_of_date')", f"date '{as_of.isoformat()}'")
+            if "getvariable" in sql:
+                # Left in, it would read nothing in a session without it, silently.
+                raise ValueError(
+                    f"{model.relation}: a view reads no session variable but the run's date, "
+                    "spelled getvariable('as_of_date')"
+                )
+            if _table_exists(con, model):
+                # Built as a table by an earlier version of the project.
+                con.execute(f"drop table {model.relation}")
+        con.execute(f"create or replace {model.materialized} {model.relation} as\n{sql}")
+        crash_point("mid_model")
     rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
     log.info("Built %s: %d rows in %.2f s", model.relation, rows, time.perf_counter() - started)
     return rows
