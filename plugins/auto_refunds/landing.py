@@ -128,6 +128,8 @@ def land(
             )
         lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
     else:
+        # The data lines of lines_query, counted without numbering them: every line that is not
+        # blank, less the header (checked above, so not blank). It also fails an unreadable file.
         lines = _read(
             con,
             path,

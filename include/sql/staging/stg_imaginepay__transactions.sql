@@ -3,8 +3,8 @@
 -- (landing_file), and its rows are kept until its content changes (models.build_per_file).
 with
 
--- Read twice (the ids, then every field) but never held whole: an extract has tens of millions
--- of lines, and a kept copy of them all would spill to disk.
+-- Read twice (the ids, then every field) from the numbered lines, never copied again: an
+-- extract has tens of millions of lines, and a second copy of them all would spill to disk.
 landing_transactions as not materialized (
     select * from landing_file
 ),
