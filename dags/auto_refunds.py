@@ -13,18 +13,21 @@ The nightly Auto-Refunds run for date **D** (the run's logical date).
    records the refunds in the ledger and replaces D's partition of the ticklers. It emits the
    refund-file Asset that starts `refund_reconciliation`.
 
-A rerun of D replaces D's rows and nothing else; a rerun that would change an already published
-refund file fails and leaves it as it was. See README.md and docs/.
+Runs of several dates may be active together (a backfill beside the scheduled run): publish
+checks that D's decision is still the one the warehouse would make now, and decides again, audited,
+when another date published in between. A rerun of D replaces D's rows and nothing else; a rerun
+that would change an already published refund file fails and leaves it as it was. Failures a retry
+can fix are retried; the others fail at once, saying what to do. See README.md and docs/.
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from auto_refunds.assets import REFUND_FILE
-from auto_refunds.deployment import DEFAULT_ARGS
+from auto_refunds.deployment import AS_OF_DATE_PARAM, DEFAULT_ARGS
 from auto_refunds.models import DAILY_MODELS
 
 
@@ -38,7 +41,7 @@ from auto_refunds.models import DAILY_MODELS
     max_active_runs=1,
     max_active_tasks=1,
     default_args=DEFAULT_ARGS,
-    params={"as_of_date": None},
+    params={"as_of_date": Param(**AS_OF_DATE_PARAM)},
     tags=["auto-refunds", "imaginepay", "imagineone"],
     doc_md=__doc__,
 )
@@ -47,27 +50,27 @@ def auto_refunds():
     def extract(**context) -> dict:
         from auto_refunds import daily, runtime
 
-        return daily.extract(runtime.run_date(context))
+        return runtime.call(daily.extract, context)
 
     @task
     def build_model(model_name: str, **context) -> int:
-        from auto_refunds import models, runtime
+        from auto_refunds import daily, runtime
 
-        return models.build_for_date(runtime.run_date(context), model_name)
+        return runtime.call(daily.build_model, context, model_name)
 
     @task
     def audit(**context) -> str:
         from auto_refunds import daily, runtime
 
-        return daily.audit(runtime.run_date(context))
+        return runtime.call(daily.audit, context)
 
     @task(outlets=[REFUND_FILE])
     def publish(**context) -> dict:
         from auto_refunds import daily, runtime
 
-        published = daily.publish(runtime.run_date(context))
-        context["outlet_events"][REFUND_FILE].extra = daily.as_dict(published)
-        return daily.as_dict(published)
+        published = daily.as_dict(runtime.call(daily.publish, context))
+        context["outlet_events"][REFUND_FILE].extra = published
+        return published
 
     previous = extract()
     for model in DAILY_MODELS:

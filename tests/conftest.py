@@ -30,6 +30,8 @@ def settings(data_dir) -> Settings:
 
 
 os.environ.setdefault("AUTO_REFUNDS_DUCKDB_THREADS", "2")
+# Tests write payment files whole, at once; the settle interval has tests of its own.
+os.environ.setdefault("AUTO_REFUNDS_PAYMENT_FILE_SETTLE_SECONDS", "0")
 
 
 # Airflow reads its configuration when first imported: point it at a private home, the

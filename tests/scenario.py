@@ -134,7 +134,7 @@ class Scenario:
         self._prepare(day)
         daily.extract(day, self.settings)
         for model in models.DAILY_MODELS:
-            models.build_for_date(day, model.name, self.settings)
+            daily.build_model(day, model.name, self.settings)
         with connect(self.settings, day) as con:
             rows = con.execute(
                 "select credit_id, coalesce(reason_code, outcome), original_txn_id "

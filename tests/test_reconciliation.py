@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import types
 
 import pytest
 from scenario import Scenario, credit, csv_text, sale
@@ -269,22 +268,3 @@ def test_a_refund_answered_again_later_is_not_posted_twice(sent):
     assert scenario.query(
         "select count(*) from payment_postings where refund_id = ?", [refunds["C1"]]
     ) == [(1,)]
-
-
-def test_the_sensor_gives_up_naming_the_missing_file(settings):
-    run = types.SimpleNamespace(start_date=dt.datetime(2026, 1, 5, tzinfo=dt.UTC), run_after=None)
-    assert not reconciliation.payment_file_arrived(D0, settings)
-    with pytest.raises(reconciliation.PaymentFileMissing, match=r"payments_20260105\.csv"):
-        reconciliation.fail_if_overdue(D0, run, dt.timedelta(hours=24))
-    recent = types.SimpleNamespace(start_date=dt.datetime.now(dt.UTC), run_after=None)
-    reconciliation.fail_if_overdue(D0, recent, dt.timedelta(hours=24))
-
-
-def test_a_manual_run_does_not_wait_for_a_missing_file(settings):
-    run = types.SimpleNamespace(start_date=dt.datetime.now(dt.UTC), run_after=None)
-    with pytest.raises(reconciliation.PaymentFileMissing, match="a manual run does not wait"):
-        reconciliation.poke_payment_file(D0, run, dt.timedelta(hours=24), False)
-    assert not reconciliation.poke_payment_file(D0, run, dt.timedelta(hours=24), True)
-    settings.layout.payments(D0).parent.mkdir(parents=True)
-    settings.layout.payments(D0).write_text(",".join(PAYMENTS_HEADER) + "\n")
-    assert reconciliation.poke_payment_file(D0, run, dt.timedelta(hours=24), False)

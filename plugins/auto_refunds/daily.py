@@ -10,11 +10,11 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 
-from auto_refunds import landing, ledger, models, quality
+from auto_refunds import decision, landing, ledger, models, postings_file
 from auto_refunds.faults import crash_point
 from auto_refunds.refund_file import publish_refund_file
 from auto_refunds.settings import Settings
-from auto_refunds.warehouse import connect, transaction
+from auto_refunds.warehouse import connect, replace_partition, transaction
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +35,20 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     """
     settings = settings or Settings.from_env()
     layout = settings.layout
-    with connect(settings, as_of) as con, transaction(con):
-        landed = {
-            "credits": landing.land(con, landing.CREDITS, layout.credits(as_of), as_of),
-            "client_rules": landing.land(con, landing.CLIENT_RULES, layout.client_rules, None),
-        }
-        if not layout.transactions(as_of).is_file():
-            raise landing.InputFileError(f"{layout.transactions(as_of)}: file not found")
-        transactions = [
-            landing.land(con, landing.TRANSACTIONS, path, file_date)
-            for file_date, path in layout.transactions_up_to(as_of)
-        ]
-        recovered = ledger.sync_published_files(con, layout)
+    with connect(settings, as_of) as con:
+        with transaction(con):
+            landed = {
+                "credits": landing.land(con, landing.CREDITS, layout.credits(as_of), as_of),
+                "client_rules": landing.land(con, landing.CLIENT_RULES, layout.client_rules, None),
+            }
+            if not layout.transactions(as_of).is_file():
+                raise landing.InputFileError(f"{layout.transactions(as_of)}: file not found")
+            transactions = [
+                landing.land(con, landing.TRANSACTIONS, path, file_date)
+                for file_date, path in layout.transactions_up_to(as_of)
+            ]
+            recovered = ledger.sync_published_files(con, layout)
+        postings_file.deliver(con, layout)
     summary = {kind: item.data_lines for kind, item in landed.items()}
     summary["transaction_files"] = len(transactions)
     summary["transaction_lines"] = sum(item.data_lines for item in transactions)
@@ -55,11 +57,14 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     return summary
 
 
+def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
+    """One model task of the daily DAG (see ``decision``)."""
+    return decision.build_model(decision.DAILY, as_of, model_name, settings)
+
+
 def audit(as_of: dt.date, settings: Settings | None = None) -> str:
     """The write-audit-publish gate: raises when any expectation fails."""
-    settings = settings or Settings.from_env()
-    with connect(settings, as_of) as con:
-        return str(quality.run_gate(con, quality.DAILY_SUITES, as_of, settings, run_kind="daily"))
+    return decision.audit(decision.DAILY, as_of, settings)
 
 
 @dataclass(frozen=True)
@@ -73,30 +78,35 @@ class Published:
 
 
 def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
-    """Publish D's refund file; then, in one transaction, record it and D's tickler partitions."""
+    """Publish D's refund file; then, in one transaction, record it and D's tickler partitions.
+
+    Holds the warehouse throughout: D's decision is checked (and made again if another run
+    published in between or took the working tables), then published as it is.
+    """
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
+        with transaction(con):
+            ledger.sync_published_files(con, layout)
+        postings_file.deliver(con, layout)
+        decision.decide(con, decision.DAILY, as_of, settings)
         manifest, written = publish_refund_file(con, layout, as_of)
         crash_point("between_manifest_and_ledger")
         with transaction(con):
             ledger.record_refund_file(con, layout, as_of)
-            for table, predicate in PARTITIONS.items():
-                con.execute(f"delete from main.{table} where {predicate}", {"as_of": as_of})
-                con.execute(f"insert into main.{table} by name select * from marts.{table}")
-            con.execute(
-                """
-                delete from main.quarantine_rows where source_file in (
+            for table, where in PARTITIONS.items():
+                replace_partition(con, f"main.{table}", f"marts.{table}", where, {"as_of": as_of})
+            replace_partition(
+                con,
+                "main.quarantine_rows",
+                "marts.quarantine_rows",
+                """source_file in (
                     select source_file from landing.files
                     where (file_kind = 'credits' and file_date = $as_of)
                         or file_kind = 'client_rules'
                         or (file_kind = 'transactions' and file_date <= $as_of)
-                )
-                """,
+                )""",
                 {"as_of": as_of},
-            )
-            con.execute(
-                "insert into main.quarantine_rows by name select * from marts.quarantine_rows"
             )
     result = Published(
         as_of_date=manifest.as_of_date,
@@ -125,6 +135,6 @@ def run_all(as_of: dt.date, settings: Settings | None = None) -> Published:
     settings = settings or Settings.from_env()
     extract(as_of, settings)
     for model in models.DAILY_MODELS:
-        models.build_for_date(as_of, model.name, settings)
+        build_model(as_of, model.name, settings)
     audit(as_of, settings)
     return publish(as_of, settings)

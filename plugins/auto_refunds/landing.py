@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from auto_refunds.errors import NeedsAPerson
 from auto_refunds.faults import crash_point
 from auto_refunds.layout import (
     CLIENT_RULES_HEADER,
@@ -37,8 +38,10 @@ from auto_refunds.warehouse import scalar
 log = logging.getLogger(__name__)
 
 
-class InputFileError(RuntimeError):
+class InputFileError(NeedsAPerson):
     """A landing file that cannot be used at all: missing, unreadable, or with a wrong header."""
+
+    action = "ask the sender for a complete, readable file with the contract's header, then rerun"
 
 
 @dataclass(frozen=True)

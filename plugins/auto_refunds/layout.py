@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,22 @@ POSTINGS_HEADER = (
     "payment_amount",
     "processed_date",
 )
+
+# CONTRACT 7: what the product writes grants nothing to others.
+_NO_OTHERS = 0o007
+
+
+def private_umask() -> None:
+    """Files and folders this process creates from now on grant nothing to others, whatever the
+    umask was (DuckDB's files and spill folder included)."""
+    current = os.umask(0)
+    os.umask(current | _NO_OTHERS)
+
+
+def make_folder(folder: Path) -> None:
+    private_umask()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+
 
 _DATED_NAME = re.compile(r"^(?P<stem>[a-z_]+)_(?P<ymd>\d{8})\.csv$")
 

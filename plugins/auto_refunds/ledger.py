@@ -7,7 +7,12 @@ the file and recording it is healed by the next run of any date, and a refund th
 published can never block a credit.
 
 States move forward only: SENT -> REFUNDED | DECLINED | AMOUNT_MISMATCH | UNANSWERED, and
-UNANSWERED -> REFUNDED | DECLINED | AMOUNT_MISMATCH when a late answer arrives.
+UNANSWERED -> REFUNDED | DECLINED | AMOUNT_MISMATCH when a late answer arrives. The statements
+that write the ledger live in ``include/sql/publish/``; each write is followed, in the same
+transaction, by the guards the database cannot declare.
+
+Every write that changes the ledger or the postings is a *publication*, numbered in
+``main.publications``: a decision made before a later publication is stale (``decision.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from pathlib import Path
 
 import duckdb
 
+from auto_refunds.errors import NeedsAPerson
 from auto_refunds.landing import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout, date_in_name
 from auto_refunds.outbox import read_as_text
+from auto_refunds.sql import statement
 from auto_refunds.warehouse import scalar
 
 log = logging.getLogger(__name__)
@@ -32,8 +40,53 @@ AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
 UNANSWERED = "UNANSWERED"
 
 
-class LedgerConflict(RuntimeError):
-    """A published file contradicts the ledger: something refunded a credit twice."""
+class LedgerConflict(NeedsAPerson):
+    """A refund file or a move contradicts the ledger: it would refund a credit twice, or move a
+    refund backwards."""
+
+    action = (
+        "nothing was published or recorded; find how the credit came to be refunded twice "
+        "(the ledger rows and files named above) before running this date again"
+    )
+
+
+def generation(con: duckdb.DuckDBPyConnection) -> int:
+    """How many publications changed the ledger or the postings so far."""
+    return scalar(con, "select coalesce(max(generation), 0) from main.publications")
+
+
+def record_publication(con: duckdb.DuckDBPyConnection, run_kind: str, as_of: dt.date) -> None:
+    """Number a publication; runs inside the transaction that published."""
+    con.execute(
+        "insert into main.publications values (?, ?, ?)",
+        [generation(con) + 1, run_kind, as_of],
+    )
+
+
+def check_refund_file(con: duckdb.DuckDBPyConnection, csv_path: Path, as_of: dt.date) -> None:
+    """Refuse a refund file (published or about to be) that refunds a credit of another date's file.
+
+    Leaves the file's rows in the temp table ``refunds_to_send`` for ``record_refund_file``.
+    """
+    read_as_text(con, csv_path, "refunds_to_send", REFUNDS_HEADER)
+    con.execute("set variable refund_file_date = ?::date", [as_of])
+    con.execute("set variable refund_file_name = ?", [csv_path.name])
+    clash = con.execute(statement("publish/refund_file_conflicts")).fetchall()
+    if clash:
+        raise LedgerConflict(
+            f"{csv_path}: credits already refunded in the files of other dates: "
+            + ", ".join(f"{refund} (ledger {known} of {day})" for refund, known, day in clash[:5])
+        )
+
+
+def check_guards(con: duckdb.DuckDBPyConnection) -> None:
+    """The invariant no index can hold: one live refund per credit. Fails the transaction."""
+    doubled = con.execute(statement("publish/ledger_credits_with_two_live_refunds")).fetchall()
+    if doubled:
+        raise LedgerConflict(
+            "the ledger would hold two live refunds for a credit: "
+            + ", ".join(f"{credit} ({', '.join(ids)})" for credit, ids in doubled)
+        )
 
 
 def record_refund_file(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date) -> int:
@@ -54,55 +107,12 @@ def record_refund_file(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt
     if sha256_of(csv_path) != manifest["sha256"]:
         raise LedgerConflict(f"{csv_path}: content does not match its manifest's sha256")
 
-    read_as_text(con, csv_path, "published_refunds", REFUNDS_HEADER)
-    clash = con.execute(
-        """
-        select published_refunds.refund_id, refund_ledger.requested_date
-        from published_refunds
-        inner join refund_ledger
-            on published_refunds.refund_id = refund_ledger.refund_id
-            or (published_refunds.credit_id = refund_ledger.credit_id
-                and refund_ledger.status <> 'DECLINED')
-        where refund_ledger.requested_date <> ?
-        limit 5
-        """,
-        [as_of],
-    ).fetchall()
-    if clash:
-        raise LedgerConflict(
-            f"{csv_path}: credits already refunded in the files of other dates: "
-            + ", ".join(f"{refund_id} ({day})" for refund_id, day in clash)
-        )
+    check_refund_file(con, csv_path, as_of)
     added = scalar(
-        con,
-        """
-        select count(*) from published_refunds
-        anti join refund_ledger using (refund_id)
-        """,
+        con, "select count(*) from refunds_to_send anti join refund_ledger using (refund_id)"
     )
-    con.execute(
-        """
-        insert into refund_ledger_events (refund_id, status, as_of_date, source_file, line_number)
-        select refund_id, 'SENT', ?, ?, null
-        from published_refunds
-        anti join refund_ledger using (refund_id)
-        """,
-        [as_of, csv_path.name],
-    )
-    con.execute(
-        """
-        insert into refund_ledger (
-            refund_id, credit_id, client_id, account_id, original_txn_id, card_token,
-            refund_amount, requested_date, refund_file, status, status_date
-        )
-        select
-            refund_id, credit_id, client_id, account_id, original_txn_id, card_token,
-            refund_amount::decimal(18, 2), ?, ?, 'SENT', ?
-        from published_refunds
-        anti join refund_ledger using (refund_id)
-        """,
-        [as_of, csv_path.name, as_of],
-    )
+    con.execute(statement("publish/ledger_record_sent"))
+    check_guards(con)
     con.execute(
         "insert into refund_files values (?, ?, ?, ?::decimal(18, 2), ?)",
         [
@@ -113,7 +123,8 @@ def record_refund_file(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt
             manifest["sha256"],
         ],
     )
-    con.execute("drop table published_refunds")
+    record_publication(con, "daily", as_of)
+    con.execute("drop table refunds_to_send")
     log.info("Ledger: recorded %s, %d new refund(s)", csv_path.name, added)
     return added
 
@@ -127,3 +138,18 @@ def sync_published_files(con: duckdb.DuckDBPyConnection, layout: Layout) -> int:
         if day is not None and day not in recorded:
             added += record_refund_file(con, layout, day)
     return added
+
+
+def apply_transitions(con: duckdb.DuckDBPyConnection) -> int:
+    """Move the ledger by ``marts.refund_ledger_transitions``, forward only; returns the number of
+    new states. Runs inside the caller's transaction."""
+    backwards = con.execute(statement("publish/ledger_backward_moves")).fetchall()
+    if backwards:
+        raise LedgerConflict(
+            "the reconciliation would move refunds backwards: "
+            + ", ".join(f"{refund} {old} -> {new}" for refund, old, new in backwards[:5])
+        )
+    before = scalar(con, "select count(*) from main.refund_ledger_events")
+    con.execute(statement("publish/ledger_apply_transitions"))
+    check_guards(con)
+    return scalar(con, "select count(*) from main.refund_ledger_events") - before

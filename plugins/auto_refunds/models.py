@@ -107,10 +107,15 @@ def build_for_date(as_of: dt.date, model_name: str, settings: Settings | None = 
     settings = settings or Settings.from_env()
     model = find(model_name)
     with connect(settings, as_of) as con:
-        if model.per_file_kind:
-            folder = settings.layout.landing_folder(model.per_file_kind)
-            return build_per_file(con, model, settings.sql_dir, folder)
-        return build(con, model, settings.sql_dir)
+        return build_on(con, model, settings)
+
+
+def build_on(con: duckdb.DuckDBPyConnection, model: Model, settings: Settings) -> int:
+    """Build one model on an open warehouse connection; returns its row count."""
+    if model.per_file_kind:
+        folder = settings.layout.landing_folder(model.per_file_kind)
+        return build_per_file(con, model, settings.sql_dir, folder)
+    return build(con, model, settings.sql_dir)
 
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from auto_refunds.errors import NeedsAPerson
 from auto_refunds.layout import ymd
 from auto_refunds.settings import Settings
 
@@ -33,8 +34,11 @@ DAILY_SUITES = "daily"
 RECONCILIATION_SUITES = "reconciliation"
 
 
-class DataQualityError(RuntimeError):
-    pass
+class DataQualityError(NeedsAPerson):
+    action = (
+        "nothing was published; read the failed expectations and the results named above, fix "
+        "the inputs or the model, then clear the run from its first task"
+    )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@ ImaginePay answers each refund file with a payment file of the same date. Reconc
 each refund of the ledger forward (REFUNDED, DECLINED, AMOUNT_MISMATCH, or UNANSWERED once it is
 overdue), raises the exceptions a person must work, and writes the postings for ImagineOne.
 Like the daily run, each step writes only rows keyed by D, so any of them can be repeated, and
-the postings file, once published, is never changed.
+the postings file, once published, is never changed (``postings_file``).
+
+What to reconcile is decided from the state, not from the Asset events alone (CONTRACT 7):
+every published refund file whose date is not reconciled yet is reconciled as soon as its
+payment file is complete, oldest first, each as its own date (``reconcile_pending``).
 """
 
 from __future__ import annotations
@@ -13,55 +17,13 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 
-from auto_refunds import landing, ledger, models, quality
+from auto_refunds import decision, landing, ledger, models, postings_file
 from auto_refunds.faults import crash_point
-from auto_refunds.layout import POSTINGS_HEADER
-from auto_refunds.outbox import promote, refuse_change, write_candidate
+from auto_refunds.sensors import PaymentFileMissing, PaymentFileNotSettled, payment_file_ready
 from auto_refunds.settings import Settings
-from auto_refunds.warehouse import connect, scalar, transaction
+from auto_refunds.warehouse import connect, replace_partition, scalar, transaction
 
 log = logging.getLogger(__name__)
-
-
-class PaymentFileMissing(RuntimeError):
-    pass
-
-
-def payment_file_arrived(as_of: dt.date, settings: Settings | None = None) -> bool:
-    settings = settings or Settings.from_env()
-    path = settings.layout.payments(as_of)
-    log.info("Waiting for %s: %s", path, "arrived" if path.is_file() else "not there yet")
-    return path.is_file()
-
-
-def fail_if_overdue(as_of: dt.date, dag_run, timeout: dt.timedelta) -> None:
-    """Fail, naming the file, once the run has waited ``timeout`` for it."""
-    started = dag_run.start_date or dag_run.run_after
-    waited = dt.datetime.now(dt.UTC) - started
-    if waited >= timeout:
-        path = Settings.from_env().layout.payments(as_of)
-        raise PaymentFileMissing(
-            f"{path}: the payment file did not arrive within {timeout} "
-            f"(waited {waited}); nothing was reconciled"
-        )
-
-
-def poke_payment_file(
-    as_of: dt.date, dag_run, timeout: dt.timedelta, started_by_refund_file: bool
-) -> bool:
-    """One poke of the sensor.
-
-    A run the refund file started waits for ImaginePay's answer, up to ``timeout``. A manual run
-    (or ``airflow dags test``) asks to reconcile D now: without the file it fails at once,
-    naming it, instead of holding the run for a day.
-    """
-    if payment_file_arrived(as_of):
-        return True
-    if not started_by_refund_file:
-        path = Settings.from_env().layout.payments(as_of)
-        raise PaymentFileMissing(f"{path}: file not found (a manual run does not wait for it)")
-    fail_if_overdue(as_of, dag_run, timeout)
-    return False
 
 
 def load(as_of: dt.date, settings: Settings | None = None) -> dict:
@@ -71,42 +33,51 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
     path = layout.payments(as_of)
     if not path.is_file():
         raise PaymentFileMissing(f"{path}: file not found")
+    if not payment_file_ready(as_of, settings):
+        raise PaymentFileNotSettled(
+            f"{path}: changed less than {settings.payment_file_settle_seconds:.0f} s ago; "
+            "a payment file is read only once it is complete"
+        )
     landing.check_header(path, landing.PAYMENTS.header)
     digest = landing.sha256_of(path)
-    with connect(settings, as_of) as con, transaction(con):
-        ledger.sync_published_files(con, layout)
-        twin = scalar(
-            con,
-            "select source_file from landing.files "
-            "where file_kind = 'payments' and sha256 = ? and source_file <> ?",
-            [digest, path.name],
-        )
-        if twin is not None:
-            # The same answers again under another name: reconciling them twice would post twice.
-            log.warning("%s has the same content as %s: reported, and nothing changes", path, twin)
-            con.execute(
-                "delete from landing.imaginepay__payments where source_file = ?", [path.name]
+    with connect(settings, as_of) as con:
+        with transaction(con):
+            ledger.sync_published_files(con, layout)
+            twin = scalar(
+                con,
+                "select source_file from landing.files "
+                "where file_kind = 'payments' and sha256 = ? and source_file <> ?",
+                [digest, path.name],
             )
-            lines = 0
-        else:
-            lines = landing.land(con, landing.PAYMENTS, path, as_of, digest).data_lines
-        con.execute(
-            "insert or replace into payment_files values (?, ?, ?, ?)",
-            [as_of, path.name, digest, twin],
-        )
+            if twin is not None:
+                # The same answers again under another name: reconciling them twice would post
+                # twice.
+                log.warning(
+                    "%s has the same content as %s: reported, and nothing changes", path, twin
+                )
+                con.execute(
+                    "delete from landing.imaginepay__payments where source_file = ?", [path.name]
+                )
+                lines = 0
+            else:
+                lines = landing.land(con, landing.PAYMENTS, path, as_of, digest).data_lines
+            con.execute(
+                "insert or replace into payment_files values (?, ?, ?, ?)",
+                [as_of, path.name, digest, twin],
+            )
+        postings_file.deliver(con, layout)
     summary = {"payment_lines": lines, "duplicate_of": twin}
     log.info("Load for %s: %s", as_of, summary)
     return summary
 
 
+def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
+    """One model task of the reconciliation DAG (see ``decision``)."""
+    return decision.build_model(decision.RECONCILIATION, as_of, model_name, settings)
+
+
 def audit(as_of: dt.date, settings: Settings | None = None) -> str:
-    settings = settings or Settings.from_env()
-    with connect(settings, as_of) as con:
-        return str(
-            quality.run_gate(
-                con, quality.RECONCILIATION_SUITES, as_of, settings, run_kind="reconciliation"
-            )
-        )
+    return decision.audit(decision.RECONCILIATION, as_of, settings)
 
 
 @dataclass(frozen=True)
@@ -122,74 +93,45 @@ class Reconciled:
     unmatched_returns: int
 
 
-def _publish_postings(con, layout, as_of: dt.date) -> bool:
-    path = layout.postings(as_of)
-    candidate = write_candidate(
-        con,
-        f"select {', '.join(POSTINGS_HEADER)} from marts.payment_postings order by payment_id",
-        path,
-    )
-    if path.exists():
-        if candidate.read_bytes() == path.read_bytes():
-            candidate.unlink()
-            return False
-        refuse_change(con, path, candidate, POSTINGS_HEADER, "payment_id")
-    promote(candidate, path)
-    return True
+# Tables replaced by D's partition at publish, from the model of the same name unless given.
+PARTITIONS = {
+    "tickler_refund_exceptions": (
+        "marts.tickler_reconciliation_exceptions",
+        "as_of_date = $as_of and source = 'RECONCILIATION'",
+    ),
+    "payment_postings": ("marts.payment_postings", "as_of_date = $as_of"),
+    "unmatched_returns": ("marts.unmatched_returns", "as_of_date = $as_of"),
+    "quarantine_rows": ("marts.reconciliation_quarantine_rows", "source_file = $payment_file"),
+}
 
 
 def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
-    """Write D's postings file, then apply D's ledger moves and exceptions in one transaction."""
+    """Commit D's ledger moves, exceptions and postings in one transaction, then deliver the
+    postings file (``postings_file``). Holds the warehouse throughout, like the daily publish."""
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
-        _publish_postings(con, layout, as_of)
-        crash_point("between_postings_and_ledger")
         with transaction(con):
-            con.execute(
-                """
-                insert into refund_ledger_events
-                    (refund_id, status, as_of_date, source_file, line_number, detail)
-                select refund_id, status, as_of_date, source_file, line_number, detail
-                from marts.refund_ledger_transitions as moves
-                anti join refund_ledger_events as seen
-                    using (refund_id, status, as_of_date)
-                """
-            )
-            con.execute(
-                """
-                update refund_ledger set
-                    status = moves.status,
-                    status_date = moves.as_of_date,
-                    status_source_file = moves.source_file,
-                    status_line_number = moves.line_number,
-                    response_code = moves.response_code,
-                    response_message = moves.response_message
-                from marts.refund_ledger_transitions as moves
-                where refund_ledger.refund_id = moves.refund_id
-                """
-            )
-            params = {"as_of": as_of}
-            con.execute(
-                "delete from tickler_refund_exceptions "
-                "where as_of_date = $as_of and source = 'RECONCILIATION'",
-                params,
-            )
-            con.execute(
-                "insert into tickler_refund_exceptions by name "
-                "select * from marts.tickler_reconciliation_exceptions"
-            )
-            for table in ("payment_postings", "unmatched_returns"):
-                con.execute(f"delete from main.{table} where as_of_date = $as_of", params)
-                con.execute(f"insert into main.{table} by name select * from marts.{table}")
-            con.execute(
-                "delete from quarantine_rows where source_file = ?",
-                [layout.payments(as_of).name],
-            )
-            con.execute(
-                "insert into quarantine_rows by name "
-                "select * from marts.reconciliation_quarantine_rows"
-            )
+            ledger.sync_published_files(con, layout)
+        postings_file.deliver(con, layout)
+        decision.decide(con, decision.RECONCILIATION, as_of, settings)
+        staged = postings_file.stage_postings(con, layout, as_of)
+        try:
+            with transaction(con):
+                moved = ledger.apply_transitions(con)
+                params = {"as_of": as_of, "payment_file": layout.payments(as_of).name}
+                for table, (rows_from, where) in PARTITIONS.items():
+                    used = {name: params[name] for name in params if f"${name}" in where}
+                    replace_partition(con, f"main.{table}", rows_from, where, used)
+                new_file = postings_file.record(con, as_of, staged)
+                if moved or new_file:
+                    ledger.record_publication(con, "reconciliation", as_of)
+        except BaseException:
+            staged.discard()
+            raise
+        crash_point("between_ledger_and_postings")
+        staged.promote()
+        postings_file.mark_delivered(con, as_of)
         counts = dict(
             con.execute(
                 "select status, count(*) from marts.refund_ledger_transitions group by status"
@@ -224,9 +166,41 @@ def run_all(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
     settings = settings or Settings.from_env()
     load(as_of, settings)
     for model in models.RECONCILIATION_MODELS:
-        models.build_for_date(as_of, model.name, settings)
+        build_model(as_of, model.name, settings)
     audit(as_of, settings)
     return publish(as_of, settings)
+
+
+def pending_dates(settings: Settings) -> list[dt.date]:
+    """Dates of published refund files not reconciled yet whose payment file is complete."""
+    with connect(settings) as con:
+        with transaction(con):
+            ledger.sync_published_files(con, settings.layout)
+        days = [
+            row[0]
+            for row in con.execute(
+                "select as_of_date from main.refund_files "
+                "anti join main.postings_files using (as_of_date) order by 1"
+            ).fetchall()
+        ]
+    return [day for day in days if payment_file_ready(day, settings)]
+
+
+def reconcile_pending(
+    as_of: dt.date, which: str, settings: Settings | None = None
+) -> list[str]:
+    """Reconcile every pending date before D (``which="before"``) or after it (``"after"``),
+    oldest first, each as its own date: Airflow may batch several refund-file events into one
+    run, or attach one to no run, and a refund answered in a file nobody reconciled would age
+    into NO_PROCESSOR_RESPONSE."""
+    settings = settings or Settings.from_env()
+    done = []
+    for day in pending_dates(settings):
+        if (day < as_of) if which == "before" else (day > as_of):
+            log.info("Reconciling %s, published and answered but not reconciled yet", day)
+            run_all(day, settings)
+            done.append(day.isoformat())
+    return done
 
 
 def as_dict(reconciled: Reconciled) -> dict:

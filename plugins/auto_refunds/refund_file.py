@@ -1,11 +1,11 @@
 """The refund request file for ImaginePay and its manifest (CONTRACT 4).
 
-Atomic: each file is written to a hidden temporary name in the same folder, flushed to disk and
-renamed. The manifest is renamed last and is the commit marker: a refund file without its
-manifest is not published and is simply rewritten by the next run of its date.
+Published with the one mechanism of ``outbox``: candidate, compare, refuse a change, promote. The
+manifest is renamed last and is the commit marker: a refund file without its manifest is not
+published and is simply rewritten by the next run of its date.
 
-Immutable once published: a rerun that produces the same bytes leaves the files untouched; a rerun
-that would change them fails, names the difference, and leaves the published files as they were.
+Before the file is promoted, its refunds are checked against the ledger: a refund of a credit
+that another date's file already holds fails the run with nothing in the outbox.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from decimal import Decimal
 
 import duckdb
 
+from auto_refunds import ledger
 from auto_refunds.faults import crash_point
-from auto_refunds.landing import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout
-from auto_refunds.outbox import (
-    atomic_write_bytes,
-    promote,
-    refuse_change,
-    write_candidate,
-)
+from auto_refunds.outbox import PublishedFileConflict, atomic_write_bytes, stage
 
 SOURCE_TABLE = "marts.tickler_true_refunds_due"
+
+
+class WrittenFileMismatch(RuntimeError):
+    """The written file does not hold what was audited (an I/O fault): a retry writes it again."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +50,21 @@ def publish_refund_file(
     """
     csv_path = layout.refunds(as_of)
     manifest_path = layout.refunds_manifest(as_of)
-    candidate = write_candidate(
-        con, f"select {', '.join(REFUNDS_HEADER)} from {SOURCE_TABLE} order by refund_id", csv_path
+    published = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+    staged = stage(
+        con,
+        f"select {', '.join(REFUNDS_HEADER)} from {SOURCE_TABLE} order by refund_id",
+        csv_path,
+        REFUNDS_HEADER,
+        "refund_id",
+        published=published is not None,
+        context=(
+            f" (published: {published['record_count']} refunds for {published['total_amount']})"
+            if published
+            else ""
+        ),
     )
+    written_file = staged.candidate or csv_path
     count, total = con.execute(
         f"select count(*), coalesce(sum(refund_amount), 0)::decimal(18, 2) from {SOURCE_TABLE}"
     ).fetchone()
@@ -61,11 +72,11 @@ def publish_refund_file(
     written_count, written_total = con.execute(
         "select count(*), coalesce(sum(refund_amount::decimal(18, 2)), 0)::decimal(18, 2) "
         "from read_csv(?, header = true, all_varchar = true)",
-        [str(candidate)],
+        [str(written_file)],
     ).fetchone()
     if (written_count, written_total) != (count, total):
-        candidate.unlink()
-        raise RuntimeError(
+        staged.discard()
+        raise WrittenFileMismatch(
             f"{csv_path}: the written file holds {written_count} refunds for {written_total}, "
             f"the tickler {count} for {total}; nothing was published"
         )
@@ -74,25 +85,23 @@ def publish_refund_file(
         as_of_date=as_of.isoformat(),
         record_count=int(count),
         total_amount=str(Decimal(total).quantize(Decimal("0.01"))),
-        sha256=sha256_of(candidate),
+        sha256=staged.sha256,
     )
-
-    if manifest_path.exists():
-        published = json.loads(manifest_path.read_text())
-        if published == asdict(manifest) and sha256_of(csv_path) == manifest.sha256:
-            candidate.unlink()
-            return manifest, False
-        refuse_change(
-            con,
-            csv_path,
-            candidate,
-            REFUNDS_HEADER,
-            "refund_id",
-            f" (published: {published['record_count']} refunds for {published['total_amount']}; "
-            f"this run: {manifest.record_count} for {manifest.total_amount})",
-        )
-
-    promote(candidate, csv_path)
+    if published is not None:
+        if published != asdict(manifest):
+            # The same CSV bytes under another manifest: the manifest was edited by hand.
+            raise PublishedFileConflict(
+                f"{manifest_path} was already published and differs from the manifest of its "
+                f"file: {published} against {asdict(manifest)}. The published files are left "
+                "as they were"
+            )
+        return manifest, False
+    try:
+        ledger.check_refund_file(con, written_file, as_of)
+    except ledger.LedgerConflict:
+        staged.discard()
+        raise
+    staged.promote()
     crash_point("between_file_and_manifest")
     atomic_write_bytes(manifest_path, manifest.to_bytes())
     return manifest, True

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from auto_refunds.errors import NeedsAPerson
 
 
 def run_date(context: Mapping[str, Any]) -> dt.date:
@@ -30,3 +32,17 @@ def run_date(context: Mapping[str, Any]) -> dt.date:
     if logical is not None:
         return logical.date()
     return (context["dag_run"].run_after - dt.timedelta(days=1)).date()
+
+
+def call(step: Callable[..., Any], context: Mapping[str, Any], *args: Any) -> Any:
+    """Run one step of the package for the run's date D, as one task.
+
+    A failure that needs a person fails the task at once, without the retries meant for
+    failures that heal by themselves (see ``auto_refunds.errors``).
+    """
+    try:
+        return step(run_date(context), *args)
+    except NeedsAPerson as exc:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(str(exc)) from exc

@@ -34,6 +34,8 @@ class Settings:
     """How long a run waits for another run to release the warehouse before it fails."""
     payment_file_timeout_hours: float
     """How long reconciliation waits for ImaginePay's payment file."""
+    payment_file_settle_seconds: float
+    """A payment file is read once its size and modification time held this long (CONTRACT 7)."""
     no_response_after_days: int
     """A refund unanswered this many days after its file date is raised as NO_PROCESSOR_RESPONSE."""
 
@@ -46,6 +48,7 @@ class Settings:
             duckdb_threads=int(_env("DUCKDB_THREADS", "0")),
             lock_timeout_seconds=float(_env("LOCK_TIMEOUT_SECONDS", "600")),
             payment_file_timeout_hours=float(_env("PAYMENT_FILE_TIMEOUT_HOURS", "24")),
+            payment_file_settle_seconds=float(_env("PAYMENT_FILE_SETTLE_SECONDS", "60")),
             no_response_after_days=int(_env("NO_RESPONSE_AFTER_DAYS", "3")),
         )
 

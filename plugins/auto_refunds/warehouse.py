@@ -19,18 +19,19 @@ from pathlib import Path
 
 import duckdb
 
+from auto_refunds.layout import make_folder
 from auto_refunds.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class WarehouseBusy(RuntimeError):
-    pass
+    """Another run holds the warehouse past the timeout: a retry, later, goes through."""
 
 
 @contextmanager
 def exclusive_lock(lock_path: Path, timeout_seconds: float) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(lock_path.parent)
     with open(lock_path, "a+") as handle:
         deadline = time.monotonic() + timeout_seconds
         waited = False
@@ -74,7 +75,7 @@ def connect(
     ``as_of`` is the run's date D; the SQL models read it as ``getvariable('as_of_date')``.
     """
     path = settings.layout.warehouse
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     spill = path.parent / "spill"
     with exclusive_lock(path.with_name(path.name + ".lock"), settings.lock_timeout_seconds):
         config = {
@@ -111,6 +112,15 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("rollback")
         raise
     con.execute("commit")
+
+
+def replace_partition(
+    con: duckdb.DuckDBPyConnection, table: str, rows_from: str, where: str, params: dict
+) -> None:
+    """Replace the rows of ``table`` that ``where`` selects by every row of ``rows_from``; inside
+    the caller's transaction."""
+    con.execute(f"delete from {table} where {where}", params)
+    con.execute(f"insert into {table} by name select * from {rows_from}")
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):

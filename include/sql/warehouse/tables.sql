@@ -168,6 +168,49 @@ create table if not exists main.unmatched_returns (
     processed_date date
 );
 
+-- One row per reconciliation published: its postings file. The warehouse is committed first
+-- (ledger moves, exceptions, postings rows and this row, delivered = false), then the file is
+-- written from main.payment_postings and marked delivered; any later run delivers a file a kill
+-- left undelivered (reconciliation.deliver_postings).
+create table if not exists main.postings_files (
+    as_of_date date primary key,
+    file_name varchar not null,
+    record_count bigint not null,
+    total_amount decimal(18, 2) not null,
+    sha256 varchar not null,
+    delivered boolean not null
+);
+
+-- Every publication that changed the ledger or the postings, in order. A decision remembers the
+-- generation it read (main.working_decisions): a later generation means another run published
+-- in between, and the decision is made again before anything is published.
+create table if not exists main.publications (
+    generation bigint primary key,
+    run_kind varchar not null,
+    as_of_date date not null
+);
+
+-- What the working schemas (staging, intermediate, marts) hold for each kind of run: the date,
+-- the inputs and the generation they were decided from, the models built so far in order, and
+-- whether the quality gate passed on them (decision.py).
+create table if not exists main.working_decisions (
+    run_kind varchar primary key,
+    as_of_date date not null,
+    inputs_sha256 varchar not null,
+    generation bigint not null,
+    models_built varchar[] not null,
+    audited boolean not null
+);
+
+-- Guards the database itself keeps, whatever the code above it does (CONTRACT 7). A refund_id
+-- is the ledger's primary key; DuckDB has no partial unique index, so "one live refund per
+-- credit" is checked by the statements that write the ledger (include/sql/publish/).
+create unique index if not exists refund_ledger_events_one_per_state
+on main.refund_ledger_events (refund_id, status);
+
+create unique index if not exists payment_postings_one_per_payment
+on main.payment_postings (payment_id);
+
 -- Every payment file reconciled, by date; a file whose content was already reconciled under
 -- another name is recorded as a duplicate and changes nothing.
 create table if not exists main.payment_files (
