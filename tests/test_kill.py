@@ -52,7 +52,18 @@ def run_to_end(data_dir: Path, day: dt.date) -> None:
     assert process.returncode == 0, stderr[-3000:]
 
 
-def state_of(data_dir: Path) -> dict:
+DAILY_TABLES = (
+    "refund_ledger",
+    "refund_ledger_events",
+    "refund_files",
+    "tickler_true_refunds_due",
+    "tickler_refund_exceptions",
+    "credit_outcomes",
+    "quarantine_rows",
+)
+
+
+def state_of(data_dir: Path, extra_tables: tuple[str, ...] = ()) -> dict:
     """Everything a run leaves behind that matters: outbox bytes and the published tables."""
     files = {
         path.name: path.read_bytes()
@@ -63,15 +74,7 @@ def state_of(data_dir: Path) -> dict:
     try:
         tables = {
             table: con.execute(f"select * from {table} order by all").fetchall()
-            for table in (
-                "refund_ledger",
-                "refund_ledger_events",
-                "refund_files",
-                "tickler_true_refunds_due",
-                "tickler_refund_exceptions",
-                "credit_outcomes",
-                "quarantine_rows",
-            )
+            for table in (*DAILY_TABLES, *extra_tables)
         }
     finally:
         con.close()
