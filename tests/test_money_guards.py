@@ -78,9 +78,11 @@ def test_the_ledger_moves_only_forward(published):
             """,
             [refund_id],
         )
-        with pytest.raises(ledger.LedgerConflict, match=f"{refund_id} REFUNDED -> DECLINED"):
-            with transaction(con):
-                ledger.apply_transitions(con)
+        with (
+            pytest.raises(ledger.LedgerConflict, match=f"{refund_id} REFUNDED -> DECLINED"),
+            transaction(con),
+        ):
+            ledger.apply_transitions(con)
         # The statement itself refuses the move too, whoever calls it.
         from auto_refunds.sql import statement
 

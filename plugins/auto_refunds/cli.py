@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run-daily":
         print(daily.as_dict(daily.run_all(args.date)))
     if args.command == "run-reconciliation":
+        # As the DAG: the dates answered but not reconciled yet go first or after, oldest first.
+        reconciliation.reconcile_pending(args.date, "before")
         print(reconciliation.as_dict(reconciliation.run_all(args.date)))
+        reconciliation.reconcile_pending(args.date, "after")
     print(report.daily_summary(args.date))
 
 
