@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,18 @@ RECONCILIATION_MODELS: tuple[Model, ...] = (
         "reconciliation_quarantine_rows",
     ),
 )
+
+
+# A relation a model reads: ``from`` or ``join`` (left, semi, anti...) then schema.name.
+_READ = re.compile(r"\b(?:from|join)\s+(staging|intermediate|marts)\.(\w+)", re.IGNORECASE)
+
+
+def depends_on(model: Model, sql_dir: Path) -> frozenset[str]:
+    """The models (as ``layer.name``) whose tables ``model`` reads; ``main.*`` and
+    ``landing.*`` are sources, written outside the models."""
+    sql = model.path(sql_dir).read_text()
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return frozenset(f"{layer}.{name}" for layer, name in _READ.findall(sql))
 
 
 def find(name: str) -> Model:
