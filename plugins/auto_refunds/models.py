@@ -99,13 +99,14 @@ RECONCILIATION_MODELS: tuple[Model, ...] = (
 )
 
 
-# A relation a model reads: ``from`` or ``join`` (left, semi, anti...) then schema.name.
-_READ = re.compile(r"\b(?:from|join)\s+(staging|intermediate|marts)\.(\w+)", re.IGNORECASE)
+# The schemas models build into; main.* and landing.* are sources, written outside the models.
+LAYERS = ("staging", "intermediate", "marts")
+# A relation a model reads: ``from`` or ``join`` (left, semi, anti...) then layer.name.
+_READ = re.compile(rf"\b(?:from|join)\s+({'|'.join(LAYERS)})\.(\w+)", re.IGNORECASE)
 
 
 def depends_on(model: Model, sql_dir: Path) -> frozenset[str]:
-    """The models (as ``layer.name``) whose tables ``model`` reads; ``main.*`` and
-    ``landing.*`` are sources, written outside the models."""
+    """The models (as ``layer.name``) whose tables ``model`` reads."""
     sql = model.path(sql_dir).read_text()
     sql = re.sub(r"--[^\n]*", "", sql)
     return frozenset(f"{layer}.{name}" for layer, name in _READ.findall(sql))
