@@ -622,3 +622,89 @@ def test_credit_outcomes_one_outcome_per_credit(unit):
         ("C5", "EXCEPTION", "CREDIT_EXCEEDS_TRANSACTION", "exceeds", "T1", None),
     ]
     assert {row["as_of_date"] for row in rows} == {D}
+
+
+def outcome(credit_id: str, outcome_: str, reason_code: str | None = None) -> dict:
+    """A row of marts.credit_outcomes of D."""
+    due = outcome_ == "DUE"
+    return {
+        "as_of_date": D,
+        "credit_id": credit_id,
+        "client_id": "CL1",
+        "account_id": "A1",
+        "credit_amount": money("50.00"),
+        "credit_date": D - DAY,
+        "outcome": outcome_,
+        "reason_code": reason_code,
+        "reason_detail": reason_code and f"why {credit_id}",
+        "original_txn_id": "T1" if due else None,
+        "refund_id": refund_id_for(credit_id) if due else None,
+        "card_token": "tok_T1" if due else None,
+        "card_last4": "1111" if due else None,
+    }
+
+
+OUTCOMES = [
+    outcome("C1", "DUE"),
+    outcome("C2", "EXCEPTION", "CARD_EXPIRED"),
+    outcome("C3", "NOT_ENROLLED"),
+    outcome("C4", "ALREADY_REQUESTED"),
+]
+
+
+def test_tickler_true_refunds_due_one_refund_of_the_whole_credit_per_due_credit(unit):
+    rows = unit.build("tickler_true_refunds_due", {"marts.credit_outcomes": OUTCOMES})
+    assert rows == [
+        {
+            "as_of_date": D,
+            "refund_id": refund_id_for("C1"),
+            "credit_id": "C1",
+            "client_id": "CL1",
+            "account_id": "A1",
+            "original_txn_id": "T1",
+            "card_token": "tok_T1",
+            "card_last4": "1111",
+            "refund_amount": money("50.00"),
+        }
+    ]
+
+
+def test_tickler_refund_exceptions_the_eligibility_exceptions(unit):
+    rows = unit.build("tickler_refund_exceptions", {"marts.credit_outcomes": OUTCOMES})
+    assert rows == [
+        {
+            "as_of_date": D,
+            "credit_id": "C2",
+            "client_id": "CL1",
+            "account_id": "A1",
+            "credit_amount": money("50.00"),
+            "reason_code": "CARD_EXPIRED",
+            "reason_detail": "why C2",
+            "source": "ELIGIBILITY",
+            "refund_id": None,
+        }
+    ]
+
+
+def test_quarantine_rows_every_unreadable_line_of_the_run_masked(unit):
+    def line(source_file: str, number: int, error: str | None, **values) -> dict:
+        return {"source_file": source_file, "line_number": number,
+                "raw_line": error and f"{source_file} 4111111111111111", "dq_error": error,
+                **values}
+
+    rows = unit.build(
+        "quarantine_rows",
+        {
+            "staging.stg_imagineone__credits": [line("c.csv", 2, "bad"), line("c.csv", 3, None)],
+            "staging.stg_imagineone__client_rules": [line("r.csv", 2, "worse")],
+            "staging.stg_imaginepay__transactions": [
+                line("t1.csv", 5, "worst", file_date=D),
+                line("t2.csv", 2, "later", file_date=D + DAY),
+            ],
+        },
+    )
+    assert only(rows, "source_file", "line_number", "raw_line", "error") == [
+        ("c.csv", 2, "c.csv *********1111", "bad"),
+        ("r.csv", 2, "r.csv *********1111", "worse"),
+        ("t1.csv", 5, "t1.csv *********1111", "worst"),
+    ]
