@@ -25,16 +25,19 @@ def refund_id_for(credit_id: str) -> str:
 ENROLLED = {"client_id": "CL1", "auto_refunds_enabled": True, "dq_error": None}
 
 
-def screened_credit(credit_id: str, amount: str = "50.00", **values) -> dict:
+def credit_columns(credit_id: str, amount: str = "50.00") -> dict:
+    """The columns of a credit every model of the rules carries."""
     return {
         "credit_id": credit_id,
         "client_id": "CL1",
         "account_id": "A1",
         "credit_amount": money(amount),
         "credit_date": D - DAY,
-        "dq_error": None,
-        **values,
     }
+
+
+def screened_credit(credit_id: str, amount: str = "50.00", **values) -> dict:
+    return {**credit_columns(credit_id, amount), "dq_error": None, **values}
 
 
 @pytest.mark.parametrize(
@@ -120,11 +123,7 @@ def test_int_credits_screened_passes_the_window_as_read_and_drops_quarantined_cr
     )
     assert rows == [
         {
-            "credit_id": "C1",
-            "client_id": "CL1",
-            "account_id": "A1",
-            "credit_amount": money("50.00"),
-            "credit_date": D - DAY,
+            **credit_columns("C1"),
             "refund_window_days": None,
             "screen_outcome": None,
             "screen_reason_code": None,
@@ -139,11 +138,7 @@ def test_int_credits_screened_passes_the_window_as_read_and_drops_quarantined_cr
 def passed(credit_id: str = "C1", amount: str = "50.00", window: int | None = None) -> dict:
     """A credit of int_credits_screened that passed rules 1 to 5."""
     return {
-        "credit_id": credit_id,
-        "client_id": "CL1",
-        "account_id": "A1",
-        "credit_amount": money(amount),
-        "credit_date": D - DAY,
+        **credit_columns(credit_id, amount),
         "refund_window_days": window,
         "screen_outcome": None,
     }
@@ -304,11 +299,7 @@ def test_rule_11_the_proposed_sale_carries_what_the_allocation_reads(unit):
     )
     assert rows == [
         {
-            "credit_id": "C1",
-            "client_id": "CL1",
-            "account_id": "A1",
-            "credit_amount": money("50.00"),
-            "credit_date": D - DAY,
+            **credit_columns("C1"),
             "reason_code": None,
             "reason_detail": None,
             "original_txn_id": "T1",
@@ -348,10 +339,7 @@ def test_int_credit_candidates_are_the_sales_of_the_same_client_and_account(unit
 def proposed(credit_id: str, amount: str, credit_date: dt.date, txn_id: str = "T1",
              remaining: str = "100.00") -> dict:
     return {
-        "credit_id": credit_id,
-        "client_id": "CL1",
-        "account_id": "A1",
-        "credit_amount": money(amount),
+        **credit_columns(credit_id, amount),
         "credit_date": credit_date,
         "reason_code": None,
         "original_txn_id": txn_id,
@@ -629,11 +617,7 @@ def outcome(credit_id: str, outcome_: str, reason_code: str | None = None) -> di
     due = outcome_ == "DUE"
     return {
         "as_of_date": D,
-        "credit_id": credit_id,
-        "client_id": "CL1",
-        "account_id": "A1",
-        "credit_amount": money("50.00"),
-        "credit_date": D - DAY,
+        **credit_columns(credit_id),
         "outcome": outcome_,
         "reason_code": reason_code,
         "reason_detail": reason_code and f"why {credit_id}",
