@@ -29,6 +29,22 @@ def settings(data_dir) -> Settings:
     return Settings.from_env()
 
 
+@pytest.fixture(scope="session")
+def model_columns(tmp_path_factory) -> dict:
+    """The columns and types of every model, built once on empty inputs."""
+    from model_units import model_columns
+
+    return model_columns(tmp_path_factory.mktemp("model-columns"))
+
+
+@pytest.fixture
+def unit(settings, model_columns):
+    """A fresh warehouse in which one model is built from given rows (tests/model_units.py)."""
+    from model_units import ModelUnit
+
+    return ModelUnit(settings, model_columns)
+
+
 os.environ.setdefault("AUTO_REFUNDS_DUCKDB_THREADS", "2")
 # Tests write payment files whole, at once; the settle interval has tests of its own.
 os.environ.setdefault("AUTO_REFUNDS_PAYMENT_FILE_SETTLE_SECONDS", "0")

@@ -1,5 +1,6 @@
--- Candidate sales of every credit that passed rules 1 to 5: settled card sales of the same
--- client and account dated on or before D, each with the facts rules 7 to 10 test.
+-- Candidates of every credit that passed rules 1 to 5 (CONTRACT 3): the settled card sales of
+-- the same client and account dated on or before D (int_sales_remaining), with what rules 7 to
+-- 10 read of each. The rules themselves are in int_credits_matched_to_sales.
 with
 
 credits_screened as (
@@ -20,14 +21,9 @@ final as (
         sales_remaining.remaining_amount,
         sales_remaining.card_type,
         sales_remaining.cvm,
-        sales_remaining.card_valid_through,
+        sales_remaining.card_exp,
         sales_remaining.card_token,
-        sales_remaining.card_last4,
-        sales_remaining.remaining_amount >= credits_screened.credit_amount as covers_credit,
-        sales_remaining.card_type = 'DEBIT' and sales_remaining.cvm = 'PIN' as is_debit_pin,
-        getvariable('as_of_date') > sales_remaining.card_valid_through as is_card_expired,
-        getvariable('as_of_date') - sales_remaining.txn_date
-        > credits_screened.refund_window_days as is_outside_window
+        sales_remaining.card_last4
     from credits_screened
     inner join sales_remaining
         on

@@ -1,6 +1,6 @@
 -- Several credits proposed against one sale share its remaining amount (CONTRACT 3): in order
--- of credit_date, then credit_id, a credit is admitted while its amount plus the amounts of all
--- credits before it stays within remaining(t). The others exceed the sale.
+-- of credit_date, then credit_id, a credit is admitted (DUE, reason_code null) while its amount
+-- plus the amounts of all credits before it stays within remaining(t). The others exceed the sale.
 with
 
 credits_matched as (
@@ -27,11 +27,13 @@ final as (
         credit_amount,
         credit_date,
         original_txn_id,
-        original_txn_date,
         remaining_amount,
         card_token,
         card_last4,
-        allotted_through_this_credit <= remaining_amount as is_admitted,
+        case
+            when allotted_through_this_credit > remaining_amount
+                then 'CREDIT_EXCEEDS_TRANSACTION'
+        end as reason_code,
         case
             when allotted_through_this_credit > remaining_amount then
                 'credit ' || credit_amount || ' plus '

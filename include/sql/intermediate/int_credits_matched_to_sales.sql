@@ -1,11 +1,17 @@
--- Rules 6 to 11 of CONTRACT 3 for each credit that passed rules 1 to 5. Each rule narrows the
--- candidates the previous one left; the first that leaves none decides the exception. A credit
--- with candidates left is proposed against the latest sale, then the largest, then the smallest
--- txn_id; int_credits_allocated_to_sales then shares each sale among its credits.
+-- Rules 6 to 11 of CONTRACT 3 for each credit that passed rules 1 to 5. Each of rules 7 to 10
+-- narrows the candidates the one before it left; the first that leaves none decides the
+-- exception, and the best candidate it removed explains it. A credit with candidates left is
+-- proposed against the latest sale, then the largest, then the smallest txn_id;
+-- int_credits_allocated_to_sales then shares each sale among its credits.
 with
 
 credits_screened as (
-    select * from intermediate.int_credits_screened
+    select
+        * replace (
+            -- CONTRACT 2: an empty refund_window_days means 180 days.
+            coalesce(refund_window_days, 180) as refund_window_days
+        )
+    from intermediate.int_credits_screened
     where screen_outcome is null
 ),
 
@@ -13,60 +19,81 @@ credit_candidates as (
     select * from intermediate.int_credit_candidates
 ),
 
--- The step at which each candidate drops out; null for a candidate that survives all rules.
-candidate_steps as (
+candidates as (
+    select
+        credit_candidates.*,
+        credits_screened.credit_amount,
+        credits_screened.refund_window_days,
+        -- A card of expiry MM/YY (20YY) is valid through the last day of that month.
+        last_day(
+            make_date(
+                2000 + credit_candidates.card_exp[4:5]::integer,
+                credit_candidates.card_exp[1:2]::integer,
+                1
+            )
+        ) as card_valid_through
+    from credit_candidates
+    inner join credits_screened
+        on credit_candidates.credit_id = credits_screened.credit_id
+),
+
+-- Whether a candidate is still left after each of rules 7 to 10, in the contract's order.
+candidates_left as (
     select
         *,
-        case
-            when not covers_credit then 7
-            when is_debit_pin then 8
-            when is_card_expired then 9
-            when is_outside_window then 10
-        end as dropped_at_rule
-    from credit_candidates
+        remaining_amount >= credit_amount as covers_credit,
+        covers_credit and not (card_type = 'DEBIT' and cvm = 'PIN') as left_after_debit_pin,
+        left_after_debit_pin
+        and getvariable('as_of_date') <= card_valid_through as left_after_card_expiry,
+        left_after_card_expiry
+        and getvariable('as_of_date') - txn_date <= refund_window_days
+            as left_after_refund_window
+    from candidates
+),
+
+candidates_per_credit as (
+    select
+        credit_id,
+        bool_or(covers_credit) as any_covers_credit,
+        bool_or(left_after_debit_pin) as any_left_after_debit_pin,
+        bool_or(left_after_card_expiry) as any_left_after_card_expiry,
+        bool_or(left_after_refund_window) as any_left_after_refund_window
+    from candidates_left
+    group by credit_id
 ),
 
 chosen_sales as (
-    select * from candidate_steps
-    where dropped_at_rule is null
+    select * from candidates_left
+    where left_after_refund_window
     qualify row_number() over (
         partition by credit_id order by txn_date desc, amount desc, txn_id asc
     ) = 1
 ),
 
--- For a credit whose candidates all drop out, the rule that removed the last ones decides the
--- exception, and the best candidate that rule removed explains it.
-last_dropped as (
-    select
-        credit_id,
-        count(*) as candidate_count,
-        min(coalesce(dropped_at_rule, 11)) as first_rule,
-        max(coalesce(dropped_at_rule, 11)) as last_rule
-    from candidate_steps
-    group by credit_id
-),
-
+-- The candidates the deciding rule removed are those that went furthest through rules 7 to 10;
+-- the one with the largest remaining, then the latest, then the smallest txn_id explains it.
 explained as (
     select
-        candidate_steps.credit_id,
-        last_dropped.candidate_count,
-        last_dropped.last_rule,
-        count(*) over (partition by candidate_steps.credit_id) as removed_at_last_rule,
-        candidate_steps.txn_id,
-        candidate_steps.txn_date,
-        candidate_steps.remaining_amount,
-        candidate_steps.card_last4,
-        candidate_steps.card_valid_through
-    from candidate_steps
-    inner join last_dropped
-        on candidate_steps.credit_id = last_dropped.credit_id
-    where coalesce(candidate_steps.dropped_at_rule, 11) = last_dropped.last_rule
+        credit_id,
+        txn_id,
+        txn_date,
+        remaining_amount,
+        card_last4,
+        card_valid_through,
+        count(*) over (
+            partition by
+                credit_id, covers_credit, left_after_debit_pin, left_after_card_expiry
+        ) as removed_by_deciding_rule
+    from candidates_left
     qualify row_number() over (
-        partition by candidate_steps.credit_id
+        partition by credit_id
         order by
-            candidate_steps.remaining_amount desc,
-            candidate_steps.txn_date desc,
-            candidate_steps.txn_id asc
+            covers_credit desc,
+            left_after_debit_pin desc,
+            left_after_card_expiry desc,
+            remaining_amount desc,
+            txn_date desc,
+            txn_id asc
     ) = 1
 ),
 
@@ -79,13 +106,14 @@ decided as (
         credits_screened.credit_date,
         credits_screened.refund_window_days,
         case
-            when explained.credit_id is null then 'NO_MATCHING_TRANSACTION'
-            when explained.last_rule = 7 then 'CREDIT_EXCEEDS_TRANSACTION'
-            when explained.last_rule = 8 then 'DEBIT_PIN_TRANSACTION'
-            when explained.last_rule = 9 then 'CARD_EXPIRED'
-            when explained.last_rule = 10 then 'REFUND_WINDOW_EXPIRED'
+            when candidates_per_credit.credit_id is null then 'NO_MATCHING_TRANSACTION'
+            when not candidates_per_credit.any_covers_credit then 'CREDIT_EXCEEDS_TRANSACTION'
+            when not candidates_per_credit.any_left_after_debit_pin then 'DEBIT_PIN_TRANSACTION'
+            when not candidates_per_credit.any_left_after_card_expiry then 'CARD_EXPIRED'
+            when not candidates_per_credit.any_left_after_refund_window
+                then 'REFUND_WINDOW_EXPIRED'
         end as reason_code,
-        explained.removed_at_last_rule,
+        explained.removed_by_deciding_rule,
         explained.txn_id as explained_txn_id,
         explained.txn_date as explained_txn_date,
         explained.remaining_amount as explained_remaining_amount,
@@ -97,6 +125,8 @@ decided as (
         chosen_sales.card_token,
         chosen_sales.card_last4
     from credits_screened
+    left join candidates_per_credit
+        on credits_screened.credit_id = candidates_per_credit.credit_id
     left join explained
         on credits_screened.credit_id = explained.credit_id
     left join chosen_sales
@@ -137,8 +167,8 @@ final as (
                 || refund_window_days || ' days'
         end
         || case
-            when removed_at_last_rule > 1
-                then ' (and ' || (removed_at_last_rule - 1) || ' other sale(s) alike)'
+            when removed_by_deciding_rule > 1
+                then ' (and ' || (removed_by_deciding_rule - 1) || ' other sale(s) alike)'
             else ''
         end as reason_detail,
         original_txn_id,

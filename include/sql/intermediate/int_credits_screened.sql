@@ -80,7 +80,6 @@ final as (
         account_id,
         credit_amount,
         credit_date,
-        min_balance_threshold,
         refund_window_days,
         case
             when screen_result in ('NOT_ENROLLED', 'ALREADY_REQUESTED') then screen_result

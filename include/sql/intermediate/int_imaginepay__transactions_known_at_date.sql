@@ -29,7 +29,6 @@ final as (
         card_type,
         cvm,
         card_exp,
-        card_valid_through,
         card_token,
         card_last4,
         source_file,

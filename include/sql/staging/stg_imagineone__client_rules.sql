@@ -68,7 +68,7 @@ checked as (
         client_id,
         auto_refunds_enabled,
         min_balance_threshold,
-        coalesce(refund_window_days, 180) as refund_window_days,
+        refund_window_days,
         -- A line of the wrong shape gets that one reason: its fields mean nothing.
         case
             when field_count is null then 'line is not valid CSV (broken quoting)'

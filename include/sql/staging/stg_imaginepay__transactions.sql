@@ -3,8 +3,8 @@
 -- (landing_file), and its rows are kept until its content changes (models.build_per_file).
 with
 
--- Read twice (the ids, then every field) from the numbered lines, never copied again: an
--- extract has tens of millions of lines, and a second copy of them all would spill to disk.
+-- Read twice (the ids, then every field) from the numbered lines, never copied again: the
+-- extracts are the bulk of the data, and a second copy of all their lines would spill to disk.
 landing_transactions as not materialized (
     select * from landing_file
 ),
@@ -43,9 +43,9 @@ renamed as not materialized (
     from split
 ),
 
--- Ids on more than one line of one file: every such line is ambiguous. Millions of ids are
--- grouped by an 8-byte hash, which stays in memory; only the few repeated hashes are compared
--- as text. (Lines without an id share a hash too; they never match an id below.)
+-- Ids on more than one line of one file: every such line is ambiguous. The ids of a whole
+-- extract are grouped by an 8-byte hash, which stays in memory; only the few repeated hashes
+-- are compared as text. (Lines without an id share a hash too; they never match an id below.)
 line_ids as not materialized (
     select
         source_file,
@@ -104,7 +104,6 @@ checked as (
         card_type,
         cvm,
         card_exp,
-        case when card_exp_is_valid then card_valid_through(card_exp) end as card_valid_through,
         card_token,
         card_last4,
         -- A line of the wrong shape gets that one reason: its fields mean nothing.

@@ -1,5 +1,5 @@
 -- Run after each extract is typed, in the same transaction: dates every readable version of the
--- txn_ids that extract touched (touched_txn_ids: its ids, before and after, that other
+-- txn_ids that extract touched (touched_keys: its ids, before and after, that other
 -- extracts hold too) with the file_date of the next version. The transactions known at D are
 -- then a filter, not a pass over the whole history (int_imaginepay__transactions_known_at_date).
 update staging.stg_imaginepay__transactions as typed
@@ -14,7 +14,7 @@ from (
     from staging.stg_imaginepay__transactions
     where
         dq_error is null
-        and txn_id in (select touched_txn_ids.txn_id from touched_txn_ids)
+        and txn_id in (select touched_keys.txn_id from touched_keys)
 ) as versions
 where
     typed.source_file = versions.source_file

@@ -58,14 +58,6 @@ create or replace macro code_error(col, txt, allowed) as
                 || array_to_string(allowed, ', ') || ')'
     end;
 
--- The last day a card with expiry MM/YY is valid.
-create or replace macro card_valid_through(card_exp) as
-    last_day(
-        make_date(
-            2000 + cast(card_exp[4:5] as integer), cast(card_exp[1:2] as integer), 1
-        )
-    );
-
 -- A refund id is a pure function of the credit, so reruns and backfills reproduce it and a
 -- credit can never hold two different live ids.
 create or replace macro refund_id_for(credit_id) as

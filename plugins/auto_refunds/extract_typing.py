@@ -1,0 +1,203 @@
+"""Typing of accumulating extracts, one file at a time, kept until the file or the model changes.
+
+ImaginePay extracts accumulate every day and are the bulk of the data: typing every extract up
+to D again on every run would make each night cost the whole history. So a per-file model is
+built here file by file: its SELECT reads one extract at a time from ``landing_file``, each
+extract is typed once, and its rows are kept, keyed by the file, until its content or the model
+changes. The model's supersede SQL then dates the versions of its key that the extract
+superseded, so what is known at D is a filter (a view) rather than a pass over every extract on
+every run (docs/design.md, "Landing and staging").
+
+Nothing here knows which extract or key it types: the caller passes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from auto_refunds.faults import crash_point
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PerFileModel:
+    """A model typed file by file into the kept table ``relation``."""
+
+    relation: str
+    # The landing.files kind it types.
+    file_kind: str
+    # The id a later file can bring a new version of; unique within one file.
+    key: str
+    # The model's SELECT over ``landing_file``.
+    sql: str
+    # Dates superseded versions of the keys in the temp table ``touched_keys``.
+    supersede_sql: str
+    # Anything else the typed rows depend on (the parsing macros): a change types again.
+    depends_on: str = ""
+
+    @property
+    def version(self) -> str:
+        texts = self.sql + self.supersede_sql + self.depends_on
+        return hashlib.sha256(texts.encode()).hexdigest()
+
+
+def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: Path) -> int:
+    """Type every registered file of the model's kind dated up to D, in ``folder``, that is not
+    typed yet, or whose content or model changed since; return the model's rows for D.
+
+    Each file is replaced in one transaction, and only after checking that its content is still
+    the one registered at extract: the typed rows are always those of the registered file.
+    """
+    from auto_refunds.landing import InputFileError
+    from auto_refunds.warehouse import transaction
+
+    started = time.perf_counter()
+    version = model.version
+    if not _is_current(con, model, version):
+        # No kept table yet, or typed by another version of the model: type every file again.
+        # Safe to be killed here: the next run finds the table gone and starts over.
+        with transaction(con):
+            con.execute(f"drop table if exists {model.relation}")
+            con.execute("delete from staging.typed_files where file_kind = ?", [model.file_kind])
+    pending = con.execute(
+        """
+        select files.source_file, files.file_date, files.sha256
+        from landing.files as files
+        left join staging.typed_files as typed
+            on files.source_file = typed.source_file
+        where
+            files.file_kind = $kind
+            and files.file_date <= getvariable('as_of_date')
+            and typed.sha256 is distinct from files.sha256
+        order by files.file_date, files.source_file
+        """,
+        {"kind": model.file_kind},
+    ).fetchall()
+    for source_file, file_date, digest in pending:
+        path = folder / source_file
+        changed = InputFileError(
+            f"{path}: changed or removed since it was registered; run the extract again"
+        )
+        if not path.is_file():
+            raise changed
+        with transaction(con):
+            _type_file(con, model, path, (source_file, file_date, digest), changed)
+            crash_point("mid_model")
+            con.execute(
+                "insert or replace into staging.typed_files values (?, ?, ?, ?)",
+                [source_file, model.file_kind, digest, version],
+            )
+            for temp in ("view landing_file", "table landing_lines", "table file_keys"):
+                con.execute(f"drop {temp}")
+        log.info("Typed %s into %s", source_file, model.relation)
+    rows = con.execute(
+        f"select count(*) from {model.relation} where file_date <= getvariable('as_of_date')"
+    ).fetchone()[0]
+    log.info(
+        "Built %s: %d rows in %.2f s (%d file(s) typed in this run)",
+        model.relation, rows, time.perf_counter() - started, len(pending),
+    )
+    return rows
+
+
+def _type_file(
+    con: duckdb.DuckDBPyConnection,
+    model: PerFileModel,
+    path: Path,
+    registered: tuple[str, dt.date, str],
+    changed: Exception,
+) -> None:
+    """Replace the kept rows of one registered file (name, date, sha256) by its typed lines,
+    inside the caller's transaction."""
+    from auto_refunds.landing import insertion_order, lines_query, sha256_of, sql_literal
+
+    source_file, file_date, digest = registered
+    with ThreadPoolExecutor(1) as hasher:
+        # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
+        # typed only if it is still the content registered.
+        rehashed = hasher.submit(sha256_of, path)
+        with insertion_order(con):
+            con.execute(f"create or replace temp table landing_lines as {lines_query(path)}")
+        if rehashed.result() != digest:
+            raise changed
+    # The file's name and date are the same on every line: held once, not per line, so that
+    # numbering the lines has less to spill.
+    con.execute(
+        f"""
+        create or replace temp view landing_file as
+        select
+            {sql_literal(source_file)} as source_file,
+            date '{file_date.isoformat()}' as file_date,
+            line_number,
+            raw_line
+        from landing_lines
+        """
+    )
+    # The model's SELECT gives the table its columns.
+    con.execute(f"create table if not exists {model.relation} as\n{model.sql}\nlimit 0")
+    # The keys of the file's earlier content too: versions it superseded may be latest again.
+    con.execute(
+        f"create or replace temp table file_keys as "
+        f"select {model.key} from {model.relation} where source_file = ?",
+        [source_file],
+    )
+    con.execute(f"delete from {model.relation} where source_file = ?", [source_file])
+    con.execute(f"insert into {model.relation} by name\n{model.sql}")
+    _supersede(con, model, source_file)
+
+
+def _supersede(con: duckdb.DuckDBPyConnection, model: PerFileModel, source_file: str) -> None:
+    """Date the versions of the keys the file just typed shares with other files.
+
+    Only keys held by another file can have more than one version, so the first extract (and
+    any extract of new keys only) costs a scan of the keys and no update.
+    """
+    key = model.key
+    con.execute(
+        f"""
+        create or replace temp table touched_keys as
+        with file_keys_before_and_after as (
+            select {key} from file_keys
+            union all
+            select {key} from {model.relation} where source_file = $file
+        )
+        select distinct {key} from {model.relation}
+        where
+            source_file <> $file
+            and {key} in (select file_keys_before_and_after.{key} from file_keys_before_and_after)
+        """,
+        {"file": source_file},
+    )
+    if con.execute("select count(*) from touched_keys").fetchone()[0]:
+        con.execute(model.supersede_sql)
+    con.execute("drop table touched_keys")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, name = relation.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def _is_current(con: duckdb.DuckDBPyConnection, model: PerFileModel, version: str) -> bool:
+    """The kept table exists and every file in it was typed by this version of the model."""
+    stale = con.execute(
+        "select count(*) from staging.typed_files where file_kind = ? and model_version <> ?",
+        [model.file_kind, version],
+    ).fetchone()[0]
+    return table_exists(con, model.relation) and not stale

@@ -1,0 +1,251 @@
+"""One unit test per SQL model of the reconciliation DAG (CONTRACT 5): given rows for its inputs,
+the exact rows it builds. The scenario tests are in test_reconciliation.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from model_units import D, ledger_row, money, only
+
+DAY = dt.timedelta(days=1)
+
+
+def payment(payment_id: str, refund_id: str | None, amount: str, status: str = "APPROVED",
+            line_number: int = 2, **values) -> dict:
+    """A readable row of staging.stg_imaginepay__payments."""
+    return {
+        "source_file": "payments_20260105.csv",
+        "line_number": line_number,
+        "payment_id": payment_id,
+        "client_id": "CL1",
+        "account_id": "A1",
+        "txn_id": "T1",
+        "refund_id": refund_id,
+        "payment_amount": money(amount),
+        "status": status,
+        "response_code": "00" if status == "APPROVED" else "54",
+        "response_message": "ok" if status == "APPROVED" else "expired card",
+        "processed_date": D,
+        "dq_error": None,
+        **values,
+    }
+
+
+def test_stg_imaginepay__payments_types_the_file_of_d(unit):
+    rows = unit.build(
+        "stg_imaginepay__payments",
+        {
+            "landing.imaginepay__payments": [
+                {"source_file": "payments_20260105.csv", "file_date": D, "line_number": n,
+                 "raw_line": line}
+                for n, line in [
+                    (2, "P1,CL1,A1,T1,AR1,-50.00,approved,00,ok,2026-01-05"),
+                    (3, "P2,CL1,A1,T2,,12.00,MAYBE,,,2026-01-05"),
+                ]
+            ]
+        },
+    )
+    assert only(rows, "line_number", "payment_id", "refund_id", "payment_amount", "status",
+                "processed_date", "dq_error") == [
+        (2, "P1", "AR1", money("-50.00"), "APPROVED", D, None),
+        (3, "P2", None, money("12.00"), "MAYBE", D,
+         "status has unknown code MAYBE (expected one of APPROVED, DECLINED)"),
+    ]
+
+
+def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(unit):
+    rows = unit.build(
+        "int_payments_matched_to_refunds",
+        {
+            "staging.stg_imaginepay__payments": [
+                payment("P1", "AR1", "-50.00", line_number=2),
+                payment("P2", "AR2", "-50.00", "DECLINED", line_number=3),
+                payment("P3", "AR3", "-49.00", line_number=4),
+                payment("P4", "AR9", "-50.00", line_number=5),
+                payment("P5", "AR4", "-50.00", line_number=6),
+                # A later line for a refund changes nothing.
+                payment("P6", "AR1", "-50.00", "DECLINED", line_number=7),
+                payment("P7", None, "20.00", line_number=8),
+                payment("P8", "AR5", "-50.00", line_number=9),
+                # The line that moved the ledger: a rerun gets the same answer again.
+                payment("P9", "AR6", "-50.00", line_number=10),
+            ],
+            "main.refund_ledger": [
+                ledger_row("AR1"),
+                ledger_row("AR2"),
+                ledger_row("AR3", status="UNANSWERED"),
+                # Answered by another file already.
+                ledger_row("AR4", status="REFUNDED", status_source_file="payments_20260104.csv",
+                           status_line_number=6),
+                ledger_row("AR5", status="DECLINED"),
+                ledger_row("AR6", status="REFUNDED", status_source_file="payments_20260105.csv",
+                           status_line_number=10),
+            ],
+        },
+    )
+    assert only(rows, "payment_id", "refund_id", "credit_id", "refund_amount", "outcome") == [
+        ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED"),
+        ("P2", "AR2", "C_AR2", money("50.00"), "DECLINED"),
+        ("P3", "AR3", "C_AR3", money("50.00"), "AMOUNT_MISMATCH"),
+        ("P4", "AR9", None, None, "UNMATCHED"),
+        ("P5", "AR4", "C_AR4", money("50.00"), "ALREADY_ANSWERED"),
+        ("P6", "AR1", "C_AR1", money("50.00"), "ALREADY_ANSWERED"),
+        ("P8", "AR5", "C_AR5", money("50.00"), "ALREADY_ANSWERED"),
+        ("P9", "AR6", "C_AR6", money("50.00"), "REFUNDED"),
+    ]
+
+
+def test_int_refunds_unanswered_three_days_after_the_file_once(unit):
+    three_days_ago = D - 3 * DAY
+    rows = unit.build(
+        "int_refunds_unanswered",
+        {
+            "main.refund_ledger": [
+                ledger_row("AR1", requested_date=three_days_ago),
+                ledger_row("AR2", requested_date=D - 2 * DAY),
+                # Answered in this file.
+                ledger_row("AR3", requested_date=three_days_ago),
+                # Raised by this date's first run: raised again by its rerun, not by another date.
+                ledger_row("AR4", requested_date=three_days_ago, status="UNANSWERED",
+                           status_date=D),
+                ledger_row("AR5", requested_date=D - 4 * DAY, status="UNANSWERED",
+                           status_date=D - DAY),
+                ledger_row("AR6", requested_date=three_days_ago, status="REFUNDED"),
+            ],
+            "intermediate.int_payments_matched_to_refunds": [
+                {"refund_id": "AR3", "outcome": "REFUNDED"},
+                {"refund_id": "AR1", "outcome": "ALREADY_ANSWERED"},
+            ],
+        },
+    )
+    assert only(rows, "refund_id", "credit_id", "refund_amount", "requested_date",
+                "days_unanswered") == [
+        ("AR1", "C_AR1", money("50.00"), three_days_ago, 3),
+        ("AR4", "C_AR4", money("50.00"), three_days_ago, 3),
+    ]
+
+
+MATCHED = [
+    {"refund_id": "AR1", "outcome": "REFUNDED", "source_file": "p.csv", "line_number": 2,
+     "payment_id": "P1", "payment_amount": money("-50.00"), "refund_amount": money("50.00")},
+    {"refund_id": "AR2", "outcome": "DECLINED", "source_file": "p.csv", "line_number": 3,
+     "payment_id": "P2", "response_code": "54", "response_message": "expired card"},
+    {"refund_id": "AR3", "outcome": "AMOUNT_MISMATCH", "source_file": "p.csv", "line_number": 4,
+     "payment_id": "P3", "payment_amount": money("-49.00"), "refund_amount": money("50.00")},
+    {"refund_id": "AR9", "outcome": "UNMATCHED", "payment_id": "P4"},
+    {"refund_id": "AR5", "outcome": "ALREADY_ANSWERED", "payment_id": "P5"},
+]
+
+
+def test_refund_ledger_transitions_the_moves_of_d(unit):
+    rows = unit.build(
+        "refund_ledger_transitions",
+        {
+            "intermediate.int_payments_matched_to_refunds": MATCHED,
+            "intermediate.int_refunds_unanswered": [
+                {"refund_id": "AR4", "days_unanswered": 3, "refund_file": "refunds_20260102.csv"}
+            ],
+        },
+    )
+    assert only(rows, "as_of_date", "refund_id", "status", "source_file", "line_number",
+                "response_code", "detail") == [
+        (D, "AR1", "REFUNDED", "p.csv", 2, None, "approved, -50.00 as payment P1"),
+        (D, "AR2", "DECLINED", "p.csv", 3, "54", "declined 54 expired card"),
+        (D, "AR3", "AMOUNT_MISMATCH", "p.csv", 4, None,
+         "ImaginePay returned -49.00 for a refund of 50.00 (payment P3)"),
+        (D, "AR4", "UNANSWERED", None, None, None,
+         "no answer from ImaginePay 3 days after refunds_20260102.csv"),
+    ]
+
+
+def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves(unit):
+    rows = unit.build(
+        "tickler_reconciliation_exceptions",
+        {
+            "marts.refund_ledger_transitions": [
+                {"as_of_date": D, "refund_id": refund_id, "status": status, "detail": "why"}
+                for refund_id, status in [
+                    ("AR1", "REFUNDED"), ("AR2", "DECLINED"), ("AR3", "AMOUNT_MISMATCH"),
+                    ("AR4", "UNANSWERED"),
+                ]
+            ],
+            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 5)],
+        },
+    )
+    assert rows == [
+        {
+            "as_of_date": D,
+            "credit_id": f"C_{refund_id}",
+            "client_id": "CL1",
+            "account_id": "A1",
+            "credit_amount": money("50.00"),
+            "reason_code": reason_code,
+            "reason_detail": f"refund {refund_id}: why",
+            "source": "RECONCILIATION",
+            "refund_id": refund_id,
+        }
+        for refund_id, reason_code in [
+            ("AR2", "REFUND_DECLINED"),
+            ("AR3", "RETURN_AMOUNT_MISMATCH"),
+            ("AR4", "NO_PROCESSOR_RESPONSE"),
+        ]
+    ]
+
+
+def matched_payment(payment_id: str, refund_id: str, amount: str, outcome: str) -> dict:
+    row = payment(payment_id, refund_id, amount)
+    del row["dq_error"]
+    return {**row, "outcome": outcome}
+
+
+def test_payment_postings_approved_payments_and_matched_refunds_once(unit):
+    rows = unit.build(
+        "payment_postings",
+        {
+            "staging.stg_imaginepay__payments": [
+                payment("P1", None, "20.00"),
+                payment("P2", None, "30.00", "DECLINED"),
+                payment("P3", None, "40.00"),
+                payment("P4", None, "45.00", dq_error="processed_date is empty"),
+                payment("P5", "AR1", "-50.00"),
+            ],
+            "intermediate.int_payments_matched_to_refunds": [
+                matched_payment("P5", "AR1", "-50.00", "REFUNDED"),
+                matched_payment("P6", "AR2", "-49.00", "AMOUNT_MISMATCH"),
+            ],
+            "main.payment_postings": [
+                {"as_of_date": D - DAY, "payment_id": "P3", "payment_amount": money("40.00")},
+                {"as_of_date": D, "payment_id": "P1", "payment_amount": money("20.00")},
+            ],
+        },
+    )
+    assert rows == [
+        {"as_of_date": D, "payment_id": payment_id, "client_id": "CL1", "account_id": "A1",
+         "txn_id": "T1", "refund_id": refund_id, "payment_amount": money(amount),
+         "processed_date": D}
+        for payment_id, refund_id, amount in [("P1", None, "20.00"), ("P5", "AR1", "-50.00")]
+    ]
+
+
+def test_unmatched_returns_refund_ids_we_never_sent(unit):
+    rows = unit.build(
+        "unmatched_returns", {"intermediate.int_payments_matched_to_refunds": MATCHED}
+    )
+    assert only(rows, "as_of_date", "payment_id", "refund_id") == [(D, "P4", "AR9")]
+
+
+def test_reconciliation_quarantine_rows_unreadable_lines_masked(unit):
+    rows = unit.build(
+        "reconciliation_quarantine_rows",
+        {
+            "staging.stg_imaginepay__payments": [
+                payment("P1", None, "1.00"),
+                {**payment("P2", None, "1.00"), "raw_line": "P2,4111111111111111",
+                 "dq_error": "status is empty"},
+            ]
+        },
+    )
+    assert rows == [
+        {"source_file": "payments_20260105.csv", "line_number": 2,
+         "raw_line": "P2,*********1111", "error": "status is empty"}
+    ]
