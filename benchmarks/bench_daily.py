@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
-from auto_refunds import sample_data  # noqa: E402
-from auto_refunds.demo import dag_run_state  # noqa: E402
+from auto_refunds.demo import sample_data  # noqa: E402
+from auto_refunds.demo.run import dag_run_state  # noqa: E402
 from auto_refunds.layout import Layout  # noqa: E402
 
 DAY = dt.date(2026, 3, 2)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from auto_refunds import sample_data
+from auto_refunds.demo import sample_data
 from auto_refunds.models import DAILY_MODELS, RECONCILIATION_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,8 +150,8 @@ def test_refund_reconciliation_is_started_by_the_refund_file(dagbag):
 
 
 def test_the_money_loop_end_to_end_over_several_days(airflow_db, dagbag, settings):
-    from auto_refunds import imaginepay_simulator
-    from auto_refunds.demo import drop_posted_credits
+    from auto_refunds.demo import imaginepay_simulator
+    from auto_refunds.demo.run import drop_posted_credits
     from auto_refunds.warehouse import connect
 
     days = [START + dt.timedelta(days=d) for d in range(4)]

@@ -1,7 +1,7 @@
 """Seeded sample data in the contract's formats: ImagineOne credits and client rules, ImaginePay
 transactions, for a range of consecutive days.
 
-    python -m auto_refunds.sample_data --out data --start 2026-03-02 --days 3 \\
+    python -m auto_refunds.demo.sample_data --out data --start 2026-03-02 --days 3 \\
         --credits 2000 --transactions 8000 --seed 7
 
 DuckDB generates and writes the rows (10M credits and 40M transactions take minutes); randomness
