@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
 import os
@@ -140,6 +141,29 @@ def test_the_import_probe_sees_a_heavy_import(tmp_path):
     dag_file = tmp_path / "heavy.py"
     dag_file.write_text("import duckdb\n")
     assert _heavy_modules_loaded_by(dag_file)["after"] == ["duckdb"]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return imported
+
+
+def test_nothing_the_dags_run_imports_the_demo():
+    package = REPO / "plugins" / "auto_refunds"
+    run = [*(REPO / "dags").glob("*.py"), *package.glob("*.py")]
+    demo_users = [
+        (path.name, name)
+        for path in run
+        for name in sorted(_imported_modules(path))
+        if name == "auto_refunds.demo" or name.startswith("auto_refunds.demo.")
+    ]
+    assert demo_users == []
+    assert (package / "demo" / "__main__.py").exists()
 
 
 def _run(dag, day: dt.date):
