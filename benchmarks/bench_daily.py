@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 
-from auto_refunds import sample_data  # noqa: E402
-from auto_refunds.demo import dag_run_state  # noqa: E402
+from auto_refunds.demo import sample_data  # noqa: E402
+from auto_refunds.demo.run import dag_run_state  # noqa: E402
 from auto_refunds.layout import Layout  # noqa: E402
 
 DAY = dt.date(2026, 3, 2)
@@ -154,8 +154,9 @@ def main() -> None:
             env=env, check=True, capture_output=True,
         )
 
-        # The floor first: it also warms the page cache for both. Its time varies by a second
-        # from run to run at 1M, so the fastest of three is the floor (the harder target).
+        # The floor first: it also warms the page cache for both. Its time varies from run to run
+        # (docs/design.md#performance), so the fastest of --floor-runs is the floor (the harder
+        # target).
         floor_out = work / "floor_refunds.csv"
         floor_wall, floor_peak, _ = min(
             measured(

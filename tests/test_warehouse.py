@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 
@@ -21,19 +22,48 @@ def test_a_second_writer_waits_then_fails_naming_the_holder(settings):
         assert time.monotonic() - started >= 0.5
 
 
-def test_a_second_writer_goes_on_once_the_first_is_done(settings):
-    released = threading.Event()
+class _Signal(logging.Handler):
+    """Sets an event when the warehouse logs that a connection is waiting for the lock."""
 
-    def hold() -> None:
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("Waiting for the warehouse lock"):
+            self.event.set()
+
+
+def test_a_second_writer_goes_on_once_the_first_is_done(settings, caplog):
+    holding, second_waits, release = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+
+    def first() -> None:
         with connect(settings) as con:
             con.execute("create table main.marker as select 1 as x")
-            time.sleep(0.5)
-        released.set()
+            holding.set()
+            release.wait(timeout=30)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    time.sleep(0.1)
-    with connect(settings) as con:
-        assert released.is_set()
-        assert con.execute("select x from main.marker").fetchall() == [(1,)]
-    holder.join()
+    def second() -> None:
+        with connect(settings) as con:
+            # The first writer lets go only after the test set `release`.
+            seen["released before"] = release.is_set()
+            seen["marker"] = con.execute("select x from main.marker").fetchall()
+
+    caplog.set_level(logging.INFO, logger="auto_refunds.warehouse")
+    signal = _Signal(second_waits)
+    logging.getLogger("auto_refunds.warehouse").addHandler(signal)
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    try:
+        threads[0].start()
+        assert holding.wait(timeout=30), "the first writer never got the warehouse"
+        threads[1].start()
+        assert second_waits.wait(timeout=30), "the second writer never met the held lock"
+        assert "marker" not in seen
+        release.set()
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        logging.getLogger("auto_refunds.warehouse").removeHandler(signal)
+    assert seen == {"released before": True, "marker": [(1,)]}

@@ -1,6 +1,6 @@
 """A LOCAL SIMULATOR of ImaginePay, the card processor, for demos and tests. Not the processor.
 
-    python -m auto_refunds.imaginepay_simulator --date 2026-03-02 [--seed 7]
+    python -m auto_refunds.demo.imaginepay_simulator --date 2026-03-02 [--seed 7]
 
 It reads the published refund file of D (only with its manifest, as the real processor would)
 and answers it the way ImaginePay does:

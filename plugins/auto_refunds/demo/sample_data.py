@@ -1,11 +1,12 @@
 """Seeded sample data in the contract's formats: ImagineOne credits and client rules, ImaginePay
 transactions, for a range of consecutive days.
 
-    python -m auto_refunds.sample_data --out data --start 2026-03-02 --days 3 \\
+    python -m auto_refunds.demo.sample_data --out data --start 2026-03-02 --days 3 \\
         --credits 2000 --transactions 8000 --seed 7
 
-DuckDB generates and writes the rows (10M credits and 40M transactions take minutes); randomness
-comes from hashing row numbers with the seed, so the same arguments give the same bytes.
+DuckDB generates and writes the rows, up to the benchmark's 10M size (docs/design.md#performance
+says how long that takes); randomness comes from hashing row numbers with the seed, so the same
+arguments give the same bytes.
 
 What it contains, so that every rule of the contract is exercised:
 - six clients: four enrolled with different thresholds and windows, one disabled, one missing

@@ -1,6 +1,6 @@
 """``make run``: the whole money loop over a few consecutive days of sample data.
 
-For each day D, exactly as an operator would run it:
+Run as ``python -m auto_refunds.demo``. For each day D, exactly as an operator would run it:
 
 1. the credit snapshot of D loses the credits whose refund ImaginePay approved before D
    (ImagineOne posted them, so their balance is gone); declined ones stay and come back as
@@ -21,10 +21,10 @@ import io
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from auto_refunds import imaginepay_simulator, report, sample_data
+from auto_refunds import report
+from auto_refunds.demo import imaginepay_simulator, sample_data
 from auto_refunds.layout import CREDITS_HEADER
 from auto_refunds.outbox import atomic_write_bytes
 from auto_refunds.settings import Settings
@@ -79,7 +79,9 @@ def drop_posted_credits(settings: Settings, day: dt.date) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m auto_refunds.demo", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--credits", type=int, default=2000)
@@ -128,6 +130,3 @@ Where things are:
     )
     return 1 if failed else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())
