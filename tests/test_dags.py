@@ -73,7 +73,6 @@ def test_refund_reconciliation_is_scheduled_on_the_refund_file_alone(dagbag):
     assert list(timetable.asset_condition.objects) == [REFUND_FILE]
 
 
-@pytest.mark.xfail(strict=False, reason="retry policy lands with issue 9")
 @pytest.mark.parametrize("dag_id", sorted(HOUSE_RULES))
 def test_every_task_retries_twice_with_a_bounded_exponential_backoff(dagbag, dag_id):
     policies = {
@@ -85,10 +84,9 @@ def test_every_task_retries_twice_with_a_bounded_exponential_backoff(dagbag, dag
         )
         for task in dagbag.dags[dag_id].tasks
     }
-    expected = (2, True, dt.timedelta(seconds=30), dt.timedelta(minutes=10))
+    # The backoff is a multiplier in Airflow 3.3: 30 s, then 60 s, never above 10 minutes.
+    expected = (2, 2.0, dt.timedelta(seconds=30), dt.timedelta(minutes=10))
     assert policies == dict.fromkeys(policies, expected)
-    # True, not 1, which equals it but is a constant delay: Airflow reads True as multiplier 2.
-    assert all(policy[1] is True for policy in policies.values())
 
 
 def test_auto_refunds_runs_one_task_per_model_in_order(dagbag):
@@ -245,8 +243,8 @@ def test_refund_reconciliation_is_started_by_the_refund_file(dagbag):
     sensor = dag.get_task("wait_for_payment_file")
     assert sensor.mode == "reschedule"
     assert sensor.timeout == 24 * 3600
-    order = ["wait_for_payment_file", "load", *(m.name for m in RECONCILIATION_MODELS)]
-    order += ["audit", "publish"]
+    order = ["wait_for_payment_file", "reconcile_earlier_dates", "load"]
+    order += [*(m.name for m in RECONCILIATION_MODELS), "audit", "publish", "reconcile_later_dates"]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from auto_refunds import sample_data
+from auto_refunds.demo import sample_data
 
 REPO = Path(__file__).resolve().parents[1]
 DAY_1 = dt.date(2026, 3, 2)
@@ -175,7 +175,8 @@ def kill_reconciliation(data_dir: Path, day: dt.date, crash_at: str) -> None:
 
 @pytest.fixture(scope="module")
 def answered(tmp_path_factory) -> Path:
-    from auto_refunds import daily, imaginepay_simulator
+    from auto_refunds import daily
+    from auto_refunds.demo import imaginepay_simulator
     from auto_refunds.settings import Settings
 
     folder = tmp_path_factory.mktemp("answered")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from auto_refunds import daily, imaginepay_simulator, runtime, sample_data
+from auto_refunds import daily, runtime
+from auto_refunds.demo import imaginepay_simulator, sample_data
 from auto_refunds.warehouse import connect
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from test_kill import state_of
 
-from auto_refunds import daily, imaginepay_simulator, models, reconciliation, sample_data
+from auto_refunds import daily, models, reconciliation
+from auto_refunds.demo import imaginepay_simulator, sample_data
 from auto_refunds.outbox import PublishedFileConflict
 from auto_refunds.settings import Settings
 

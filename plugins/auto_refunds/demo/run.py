@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transactions", type=int, default=8000)
     args = parser.parse_args(argv)
 
+    # The simulator renames each payment file into place whole: nothing to wait for (the
+    # settle interval is for files copied in by a transfer that writes them piece by piece).
+    os.environ.setdefault("AUTO_REFUNDS_PAYMENT_FILE_SETTLE_SECONDS", "0")
     settings = Settings.from_env()
     layout = settings.layout
     days = [args.start + dt.timedelta(days=d) for d in range(args.days)]
