@@ -126,7 +126,7 @@ def mask(text: str) -> str:
 
 
 def mask_value(value: Any) -> Any:
-    """``value`` with every string inside it masked: strings, and lists, tuples and dicts of them."""
+    """``value`` with every string in it masked: a string, or lists, tuples and dicts of them."""
     if isinstance(value, str):
         return mask(value)
     if isinstance(value, dict):
@@ -208,22 +208,16 @@ def install_log_filter() -> None:
     file descriptor 1 or 2), which the supervisor logs as it reads it; and a reconfiguration of
     logging after this call (call it again).
     """
-    try:
-        import structlog
-    except ImportError:  # pragma: no cover - structlog comes with Airflow
-        structlog = None
-    if structlog is not None:
-        processors = structlog.get_config()["processors"]
-        if mask_event_dict not in processors:
-            processors.insert(max(len(processors) - 1, 0), mask_event_dict)
+    import structlog  # comes with Airflow; imported here to keep this module light
+
+    processors = structlog.get_config()["processors"]
+    if mask_event_dict not in processors:
+        processors.insert(max(len(processors) - 1, 0), mask_event_dict)
     for logger in (logging.getLogger(), logging.getLogger("airflow.task")):
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
         for handler in logger.handlers:
             if _FILTER not in handler.filters:
                 handler.addFilter(_FILTER)
-            formatter = handler.formatter
-            if structlog is not None and isinstance(
-                formatter, structlog.stdlib.ProcessorFormatter
-            ):
-                formatter.processors = _insert_before_renderer(formatter.processors)
+            if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter):
+                handler.formatter.processors = _insert_before_renderer(handler.formatter.processors)

@@ -7,7 +7,8 @@
 -- 13 to 19 digits together, passing Luhn. RE2 has no lookaround, so "standing alone" comes
 -- from cutting the text into chains and chains into words, never from the regex itself.
 -- Every step is guarded by a cheap regex (13 digits, single separators allowed): nearly every
--- line has no such run and costs one regexp_matches.
+-- line has no such run and costs one regexp_matches (about 0.5 us a line on this machine).
+-- Binding the macros costs about 0.3 s per statement: use them over a table, not row by row.
 --
 -- `list_transform([x], lambda v: ...)[1]` evaluates x once and names it v (a macro argument
 -- is otherwise copied, and computed again, wherever it is used).
@@ -106,32 +107,27 @@ create or replace macro mask_card_number_chain(chain) as
     end)[1];
 
 create or replace macro has_card_number(txt) as
-    coalesce(list_transform(
-        [txt],
-        lambda cn_t: case
-            when not regexp_matches(cn_t, '[0-9]([ -]?[0-9]){12}') then false
-            else list_bool_or(list_transform(
-                regexp_extract_all(cn_t, '[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*'),
-                lambda cn_chain: regexp_matches(cn_chain, '[0-9]([ -]?[0-9]){12}')
-                and len(card_number_spans(regexp_split_to_array(cn_chain, '[ -]'))) > 0
-            ))
-        end
-    )[1], false);
+    case
+        when txt is null or not regexp_matches(txt, '[0-9]([ -]?[0-9]){12}') then false
+        else coalesce(list_bool_or(list_transform(
+            regexp_extract_all(txt, '[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*'),
+            lambda cn_chain: regexp_matches(cn_chain, '[0-9]([ -]?[0-9]){12}')
+            and len(card_number_spans(regexp_split_to_array(cn_chain, '[ -]'))) > 0
+        )), false)
+    end;
 
+-- The text between chains is kept; each chain is masked.
 create or replace macro mask_card_numbers(txt) as
-    list_transform(
-        [txt],
-        lambda cn_t: case
-            when not regexp_matches(cn_t, '[0-9]([ -]?[0-9]){12}') then cn_t
-            else list_transform(
-                [regexp_extract_all(cn_t, '[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*')],
-                lambda cn_chains: array_to_string(list_transform(
-                    regexp_split_to_array(cn_t, '[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*'),
-                    lambda cn_gap, cn_gap_no: case
-                        when cn_gap_no = 1 then cn_gap
-                        else mask_card_number_chain(cn_chains[cn_gap_no - 1]) || cn_gap
-                    end
-                ), '')
-            )[1]
-        end
-    )[1];
+    case
+        when txt is null or not regexp_matches(txt, '[0-9]([ -]?[0-9]){12}') then txt
+        else list_transform(
+            [regexp_extract_all(txt, '[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*')],
+            lambda cn_chains: array_to_string(list_transform(
+                regexp_split_to_array(txt, '[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*'),
+                lambda cn_gap, cn_gap_no: case
+                    when cn_gap_no = 1 then cn_gap
+                    else mask_card_number_chain(cn_chains[cn_gap_no - 1]) || cn_gap
+                end
+            ), '')
+        )[1]
+    end;
