@@ -208,7 +208,7 @@ def test_env_example_lists_each_secret_with_the_command_that_makes_it():
 
 def _requirement_names(path: Path) -> set[str]:
     lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return {re.split(r"[=<>\[ ]", line)[0].lower() for line in lines if line}
+    return {re.split(r"[=<>\[ ]", line)[0].lower().replace("_", "-") for line in lines if line}
 
 
 def test_the_image_installs_with_constraints_and_without_development_tools():
