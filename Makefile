@@ -31,10 +31,10 @@ help:
 	@echo "make bench   benchmark the daily DAG against a hand-written floor query"
 	@echo "make airflow start Airflow (standalone) on the embedded default"
 
-$(INSTALLED): requirements.txt constraints.txt
+$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 setup: $(INSTALLED)

@@ -1,4 +1,5 @@
-"""docker-compose.yaml and the Dockerfile, checked by parsing them (no Docker engine here)."""
+"""docker-compose.yaml, .env.example, the Dockerfile and the requirements, checked by parsing
+them (no Docker engine here)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ import yaml
 from auto_refunds.deployment import DEFAULT_ARGS, WAREHOUSE_QUEUE
 
 REPO = Path(__file__).resolve().parents[1]
+# The secrets of the deployment: each comes from the user's .env, none has a default.
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_API_SECRET_KEY",
+    "AIRFLOW_FERNET_KEY",
+)
+DEV_TOOLS = ("pytest", "hypothesis", "ruff", "sqlfluff")
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",
@@ -60,15 +71,26 @@ def test_dags_include_plugins_and_data_are_mounted(compose):
     assert env["AUTO_REFUNDS_SQL_DIR"] == "/opt/airflow/include/sql"
 
 
-def test_one_worker_serves_the_warehouse_queue_one_task_at_a_time(compose):
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_one_worker_serves_the_warehouse_queue_one_task_at_a_time(compose, dagbag):
     workers = [s for s in compose["services"].values() if "celery worker" in str(s.get("command"))]
     assert len(workers) == 1
     command = workers[0]["command"]
     assert re.search(rf"--queues {WAREHOUSE_QUEUE}(\s|$)", command)
     assert re.search(r"--concurrency 1(\s|$)", command)
     assert DEFAULT_ARGS["queue"] == WAREHOUSE_QUEUE
-    for dag_file in ("auto_refunds.py", "refund_reconciliation.py"):
-        assert "default_args=DEFAULT_ARGS" in (REPO / "dags" / dag_file).read_text()
+    assert set(dagbag.dag_ids) == {"auto_refunds", "refund_reconciliation"}
+    for dag in dagbag.dags.values():
+        assert dag.tasks
+        assert {task.task_id: task.queue for task in dag.tasks} == {
+            task.task_id: WAREHOUSE_QUEUE for task in dag.tasks
+        }
 
 
 def test_the_init_service_migrates_and_creates_the_user(compose):
@@ -82,3 +104,140 @@ def test_the_image_is_the_pinned_airflow_with_our_requirements():
     pinned = re.search(r"^apache-airflow==(\S+)$", (REPO / "requirements.txt").read_text(), re.M)
     assert f"FROM apache/airflow:{pinned[1]}-python3.11" in dockerfile
     assert "requirements.txt" in dockerfile
+
+
+class MissingVariable(Exception):
+    pass
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable substitution: ${X}, ${X:-default}, ${X-default}, ${X:?error}, $$."""
+
+    def value(match: re.Match) -> str:
+        if match[0] == "$$":
+            return "$"
+        name, op, arg = match["name"], match["op"], match["arg"]
+        found = env.get(name)
+        missing = not found if op and op.startswith(":") else found is None
+        if op and op.endswith("?") and missing:
+            raise MissingVariable(f"{name}: {arg}")
+        if op and op.endswith("-") and missing:
+            return arg
+        return found or ""
+
+    return _VARIABLE.sub(value, text)
+
+
+def env_example() -> dict[str, tuple[str, list[str]]]:
+    """Each variable of .env.example: its value and the comment lines above it."""
+    variables, comments = {}, []
+    for line in (REPO / ".env.example").read_text().splitlines():
+        if line.startswith("#"):
+            comments.append(line.lstrip("# "))
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            variables[name] = (value, comments)
+            comments = []
+        else:
+            comments = []
+    return variables
+
+
+GENERATED = {name: f"{name.lower()}-0123abcd" for name in SECRETS}
+
+
+def test_every_secret_comes_from_env_without_a_default():
+    text = (REPO / "docker-compose.yaml").read_text()
+    uses = [(m["name"], m["op"]) for m in _VARIABLE.finditer(text) if m["name"]]
+    for name in SECRETS:
+        ops = {op for used, op in uses if used == name}
+        assert ops == {":?"}, (name, ops)
+    for name in SECRETS:
+        with pytest.raises(MissingVariable, match=name):
+            interpolate(text, {**GENERATED, name: ""})
+    # Nothing that looks like a literal password is left.
+    assert "airflow:airflow@" not in text and "change-me" not in text
+    assert 'FERNET_KEY: ""' not in text
+
+
+def test_the_secrets_reach_the_services_that_need_them():
+    compose = yaml.safe_load(interpolate((REPO / "docker-compose.yaml").read_text(), GENERATED))
+    services = compose["services"]
+    pg, redis = GENERATED["POSTGRES_PASSWORD"], GENERATED["REDIS_PASSWORD"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == pg
+    assert services["redis"]["command"] == ["redis-server", "--requirepass", redis]
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == redis
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
+            f"postgresql+psycopg2://airflow:{pg}@postgres/airflow"
+        )
+        assert (
+            env["AIRFLOW__CELERY__RESULT_BACKEND"]
+            == f"db+postgresql://airflow:{pg}@postgres/airflow"
+        )
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{redis}@redis:6379/0"
+        assert env["AIRFLOW__CORE__FERNET_KEY"] == GENERATED["AIRFLOW_FERNET_KEY"]
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == GENERATED["AIRFLOW_JWT_SECRET"]
+        assert env["AIRFLOW__API__SECRET_KEY"] == GENERATED["AIRFLOW_API_SECRET_KEY"]
+    init_env = services["airflow-init"]["environment"]
+    assert init_env["_AIRFLOW_WWW_USER_PASSWORD"] == GENERATED["AIRFLOW_ADMIN_PASSWORD"]
+
+
+def test_the_api_server_is_published_on_loopback_by_default():
+    compose = yaml.safe_load(interpolate((REPO / "docker-compose.yaml").read_text(), GENERATED))
+    assert compose["services"]["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
+    for name, service in compose["services"].items():
+        if name != "airflow-apiserver":
+            assert "ports" not in service, name
+
+
+def test_env_example_lists_each_secret_with_the_command_that_makes_it():
+    variables = env_example()
+    for name in SECRETS:
+        value, comments = variables[name]
+        assert value == "", name
+        assert comments and comments[-1].startswith(("openssl rand ", "python -c ")), name
+    assert "Fernet.generate_key()" in variables["AIRFLOW_FERNET_KEY"][1][-1]
+    assert variables["AIRFLOW_API_HOST"][0] == "127.0.0.1"
+    assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def _requirement_names(path: Path) -> set[str]:
+    lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return {re.split(r"[=<>\[ ]", line)[0].lower().replace("_", "-") for line in lines if line}
+
+
+def test_the_image_installs_with_constraints_and_without_development_tools():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^COPY .*\brequirements\.txt constraints\.txt ", dockerfile, re.M)
+    assert re.search(
+        r"-r /opt/auto-refunds/requirements\.txt\s+\\?\s*-c /opt/auto-refunds/"
+        r"constraints\.txt",
+        dockerfile,
+    )
+    instructions = [line for line in dockerfile.splitlines() if not line.startswith("#")]
+    assert not [line for line in instructions if "requirements-dev" in line]
+    product = _requirement_names(REPO / "requirements.txt")
+    development = _requirement_names(REPO / "requirements-dev.txt")
+    assert not product & set(DEV_TOOLS)
+    assert development == set(DEV_TOOLS)
+    constraints = _requirement_names(REPO / "constraints.txt")
+    assert product | development <= constraints
+
+
+def test_make_setup_installs_both_requirement_files():
+    makefile = (REPO / "Makefile").read_text()
+    rule = re.search(r"^\$\(INSTALLED\): (?P<deps>.*)\n(?P<recipe>(?:\t.*\n)+)", makefile, re.M)
+    assert set(rule["deps"].split()) == {
+        "requirements.txt",
+        "requirements-dev.txt",
+        "constraints.txt",
+    }
+    assert re.search(
+        r"pip install .*-r requirements\.txt -r requirements-dev\.txt -c constraints\.txt",
+        rule["recipe"],
+    )

@@ -150,7 +150,7 @@ def test_a_card_number_never_reaches_the_quarantine(scenario):
     )
     scenario.decide()
     ((raw_line, error),) = scenario.query("select raw_line, error from marts.quarantine_rows")
-    assert "4111111111111111" not in raw_line and raw_line.endswith("tok,*********1111")
+    assert "4111111111111111" not in raw_line and raw_line.endswith("tok,************1111")
     assert "4111111111111111" not in error
 
 

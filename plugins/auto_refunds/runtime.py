@@ -15,7 +15,13 @@ def run_date(context: Mapping[str, Any]) -> dt.date:
     In order: the ``as_of_date`` param; the date of the refund file whose publication started
     the run (the latest, if several events arrived together); the logical date. A manual run
     without a logical date (possible in Airflow 3) processes the day before it was triggered.
+
+    Every task calls this first, so it also installs the card-number log filter in the task's
+    process (CONTRACT 7: no card number in any log), after Airflow has set up its logging.
     """
+    from auto_refunds.card_numbers import install_log_filter
+
+    install_log_filter()
     override = (context.get("params") or {}).get("as_of_date")
     if override:
         return dt.date.fromisoformat(str(override))

@@ -1,23 +1,99 @@
 """Every setting of Auto-Refunds, read from ``AUTO_REFUNDS_*`` environment variables.
 
 Settings are read when a task runs, never when a DAG file is parsed, so a test or an operator can
-change the environment between runs without restarting anything.
+change the environment between runs without restarting anything. Every value is checked as it
+is read: a bad one raises ``SettingsError``, naming the variable and its value, so the task fails
+at its start instead of half way through. An empty or unset variable takes its default.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from auto_refunds.layout import Layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "AUTO_REFUNDS_"
+MAX_THREADS = 256
+MIN_MEMORY_BYTES = 64 * 1000**2
+# DuckDB's memory_limit: a number and a unit (1000-based KB..TB, 1024-based KiB..TiB), or a
+# percentage of the machine's memory.
+_UNIT_BYTES = {"B": 1} | {
+    prefix + suffix: base**power
+    for power, prefix in enumerate("KMGT", start=1)
+    for suffix, base in (("", 1000), ("B", 1000), ("IB", 1024))
+}
+_MEMORY = re.compile(r"(?P<number>[0-9]+(?:\.[0-9]+)?) ?(?P<unit>[A-Za-z]+|%)")
+
+
+class SettingsError(ValueError):
+    """A setting with a value the product cannot run with."""
 
 
 def _env(name: str, default: str) -> str:
-    value = os.environ.get(f"AUTO_REFUNDS_{name}", "").strip()
+    value = os.environ.get(PREFIX + name, "").strip()
     return value or default
+
+
+def _bad(name: str, value: str, why: str) -> SettingsError:
+    return SettingsError(f"{PREFIX}{name}={value!r}: {why}")
+
+
+def _number(name: str, default: str, kind: type, minimum: float, maximum: float = math.inf):
+    text = _env(name, default)
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise _bad(name, text, f"not {what}") from None
+    if not (math.isfinite(value) and minimum <= value <= maximum):
+        bounds = f"at least {minimum:g}" if maximum == math.inf else f"{minimum:g} to {maximum:g}"
+        raise _bad(name, text, f"must be {bounds}")
+    return value
+
+
+def _positive(name: str, default: str) -> float:
+    value = _number(name, default, float, 0)
+    if value == 0:
+        raise _bad(name, _env(name, default), "must be above 0")
+    return value
+
+
+def _memory_limit(name: str, default: str) -> str:
+    text = _env(name, default)
+    match = _MEMORY.fullmatch(text)
+    if not match:
+        raise _bad(name, text, "not a DuckDB memory size such as 3GB, 512MB, 2GiB or 80%")
+    number, unit = float(match["number"]), match["unit"].upper()
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise _bad(name, text, "a percentage of memory must be above 0 and at most 100")
+        return text
+    if unit not in _UNIT_BYTES:
+        raise _bad(name, text, "unknown unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+    size = number * _UNIT_BYTES[unit]
+    if size < MIN_MEMORY_BYTES:
+        raise _bad(name, text, "must be at least 64MB")
+    return text
+
+
+def _folder(name: str, default: str, create: bool) -> Path:
+    text = _env(name, default)
+    path = Path(text).expanduser().resolve()
+    if create and not path.exists():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _bad(name, text, f"cannot create the folder {path}: {error.strerror}") from None
+    if not path.is_dir():
+        raise _bad(name, text, f"{path} is not a folder")
+    if create and not os.access(path, os.W_OK | os.X_OK):
+        raise _bad(name, text, f"the folder {path} is not writable")
+    return path
 
 
 @dataclass(frozen=True)
@@ -34,22 +110,29 @@ class Settings:
     """How long a run waits for another run to release the warehouse before it fails."""
     payment_file_timeout_hours: float
     """How long reconciliation waits for ImaginePay's payment file."""
-    payment_file_settle_seconds: float
-    """A payment file is read once its size and modification time held this long (CONTRACT 7)."""
     no_response_after_days: int
     """A refund unanswered this many days after its file date is raised as NO_PROCESSOR_RESPONSE."""
+    payment_file_settle_seconds: float = 60.0
+    """A payment file is read once its size and modification time held this long (CONTRACT 7)."""
 
     @classmethod
     def from_env(cls) -> Settings:
+        """The settings of this process's environment, each checked (``SettingsError``).
+
+        The data root is created if missing; the SQL folder must hold the warehouse's SQL.
+        """
+        sql_dir = _folder("SQL_DIR", str(REPO_ROOT / "include" / "sql"), create=False)
+        if not (sql_dir / "warehouse" / "tables.sql").is_file():
+            raise _bad("SQL_DIR", _env("SQL_DIR", str(sql_dir)), "holds no warehouse/tables.sql")
         return cls(
-            data_dir=Path(_env("DATA_DIR", str(REPO_ROOT / "data"))).resolve(),
-            sql_dir=Path(_env("SQL_DIR", str(REPO_ROOT / "include" / "sql"))).resolve(),
-            duckdb_memory_limit=_env("DUCKDB_MEMORY_LIMIT", "3GB"),
-            duckdb_threads=int(_env("DUCKDB_THREADS", "0")),
-            lock_timeout_seconds=float(_env("LOCK_TIMEOUT_SECONDS", "600")),
-            payment_file_timeout_hours=float(_env("PAYMENT_FILE_TIMEOUT_HOURS", "24")),
-            payment_file_settle_seconds=float(_env("PAYMENT_FILE_SETTLE_SECONDS", "60")),
-            no_response_after_days=int(_env("NO_RESPONSE_AFTER_DAYS", "3")),
+            data_dir=_folder("DATA_DIR", str(REPO_ROOT / "data"), create=True),
+            sql_dir=sql_dir,
+            duckdb_memory_limit=_memory_limit("DUCKDB_MEMORY_LIMIT", "3GB"),
+            duckdb_threads=_number("DUCKDB_THREADS", "0", int, 0, MAX_THREADS),
+            lock_timeout_seconds=_positive("LOCK_TIMEOUT_SECONDS", "600"),
+            payment_file_timeout_hours=_positive("PAYMENT_FILE_TIMEOUT_HOURS", "24"),
+            no_response_after_days=_number("NO_RESPONSE_AFTER_DAYS", "3", int, 1),
+            payment_file_settle_seconds=_number("PAYMENT_FILE_SETTLE_SECONDS", "60", float, 0),
         )
 
     @property

@@ -89,7 +89,7 @@ def connect(
             config["threads"] = settings.duckdb_threads
         con = duckdb.connect(str(path), config=config)
         try:
-            for name in ("tables.sql", "macros.sql"):
+            for name in ("tables.sql", "macros.sql", "card_numbers.sql"):
                 run_sql_file(con, settings.sql_dir / "warehouse" / name)
             con.execute(
                 "set variable no_response_after_days = ?::integer",

@@ -62,7 +62,3 @@ create or replace macro code_error(col, txt, allowed) as
 -- credit can never hold two different live ids.
 create or replace macro refund_id_for(credit_id) as
     'AR' || upper(substr(sha256('auto-refunds:' || credit_id), 1, 20));
-
--- Keeps a malformed line auditable without ever storing something shaped like a card number.
-create or replace macro mask_card_numbers(line) as
-    regexp_replace(line, '[0-9]{9,15}([0-9]{4})', '*********\1', 'g');
