@@ -9,7 +9,7 @@ ImaginePay transaction extracts are the exception to the copy. They accumulate e
 are by far the largest input, so copying their lines in and then typing every extract up to D
 again on every run would grow each night's work with the whole history. They are only
 registered here; their staging model types each extract once, straight from the registered
-file, and keeps the typed lines (see ``models.build_per_file``).
+file, and keeps the typed lines (see ``extract_typing.build_per_file``).
 """
 
 from __future__ import annotations
@@ -150,8 +150,8 @@ def land(
     return Landed(name, lines, reloaded=True)
 
 
-# A line of blanks only is blank. ltrim decides it as well as trim, and in DuckDB 2.0 it is ten
-# times cheaper (rtrim, hence trim, costs 0.25 us a line: 2 s of 4M extract lines).
+# A line of blanks only is blank. ltrim decides it as well as trim, and in DuckDB 2.0 it is much
+# cheaper than trim (docs/design.md#performance has the figures).
 _NOT_BLANK = "ltrim(raw_line) <> ''"
 
 
