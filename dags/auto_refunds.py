@@ -23,7 +23,8 @@ can fix are retried; the others fail at once, saying what to do. See README.md a
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from auto_refunds.assets import REFUND_FILE
 from auto_refunds.deployment import AS_OF_DATE_PARAM, DEFAULT_ARGS

@@ -56,7 +56,7 @@ def test_every_dag_follows_the_house_rules(dagbag, dag_id):
 
 
 def test_auto_refunds_runs_daily_at_three_utc_for_the_day_before(dagbag):
-    from airflow.sdk import CronDataIntervalTimetable
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
     timetable = dagbag.dags["auto_refunds"].timetable
     assert type(timetable) is CronDataIntervalTimetable
