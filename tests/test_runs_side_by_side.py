@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_kill import state_of
+from test_kill import fresh_copy, state_of
 
 from auto_refunds import daily, models, reconciliation
 from auto_refunds.demo import imaginepay_simulator, sample_data
@@ -85,19 +85,12 @@ def inputs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def undisturbed_daily(inputs, tmp_path_factory) -> dict:
-    folder = tmp_path_factory.mktemp("undisturbed_daily")
-    shutil.copytree(inputs / "landing", folder / "landing")
+    folder = fresh_copy(inputs, tmp_path_factory.mktemp("undisturbed_daily"))
     with pytest.MonkeyPatch.context() as patch:
         settings = in_folder(folder, patch)
         daily.run_all(D1, settings)
         daily.run_all(D2, settings)
     return everything(folder)
-
-
-def fresh(inputs: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "data"
-    shutil.copytree(inputs / "landing", folder / "landing")
-    return folder
 
 
 def interleaving_a(settings: Settings) -> None:
@@ -147,7 +140,7 @@ def interleaving_model_by_model(settings: Settings) -> None:
 def test_daily_runs_side_by_side_end_as_an_undisturbed_sequence(
     inputs, undisturbed_daily, tmp_path, monkeypatch, interleave: Callable[[Settings], None]
 ):
-    folder = fresh(inputs, tmp_path)
+    folder = fresh_copy(inputs, tmp_path)
     interleave(in_folder(folder, monkeypatch))
     assert everything(folder) == undisturbed_daily
     rerun_changes_nothing(daily.run_all, folder, undisturbed_daily)
@@ -205,7 +198,7 @@ def test_reconciliations_side_by_side_end_as_an_undisturbed_sequence(
 
 
 def test_a_stale_publish_says_why_it_decides_again(inputs, tmp_path, monkeypatch, caplog):
-    settings = in_folder(fresh(inputs, tmp_path), monkeypatch)
+    settings = in_folder(fresh_copy(inputs, tmp_path), monkeypatch)
     daily_models(D1, settings)
     daily.audit(D1, settings)
     daily.run_all(D2, settings)

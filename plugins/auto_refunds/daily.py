@@ -86,9 +86,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
-        with transaction(con):
-            ledger.sync_published_files(con, layout)
-        postings_file.deliver(con, layout)
+        ledger.catch_up(con, layout)
         decision.decide(con, decision.DAILY, as_of, settings)
         manifest, written = publish_refund_file(con, layout, as_of)
         crash_point("between_manifest_and_ledger")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import duckdb
 
@@ -25,19 +26,24 @@ log = logging.getLogger(__name__)
 _COLUMNS = ", ".join(POSTINGS_HEADER)
 
 
-def stage_postings(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date) -> Staged:
-    """The postings file of D from the audited ``marts.payment_postings``; refuses to change a
-    file already published."""
-    path = layout.postings(as_of)
-    recorded = scalar(con, "select sha256 from main.postings_files where as_of_date = ?", [as_of])
-    staged = stage(
+def _stage(con: duckdb.DuckDBPyConnection, path: Path, rows: str) -> Staged:
+    """The postings file at ``path`` from the rows of ``rows`` (a table, filtered or not)."""
+    return stage(
         con,
-        f"select {_COLUMNS} from marts.payment_postings order by payment_id",
+        f"select {_COLUMNS} from {rows} order by payment_id",
         path,
         POSTINGS_HEADER,
         "payment_id",
         published=path.exists() or path.is_symlink(),
     )
+
+
+def stage_postings(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt.date) -> Staged:
+    """The postings file of D from the audited ``marts.payment_postings``; refuses to change a
+    file already published."""
+    path = layout.postings(as_of)
+    recorded = scalar(con, "select sha256 from main.postings_files where as_of_date = ?", [as_of])
+    staged = _stage(con, path, "marts.payment_postings")
     if recorded is not None and recorded != staged.sha256:
         staged.discard()
         raise PublishedFileConflict(
@@ -77,14 +83,8 @@ def deliver(con: duckdb.DuckDBPyConnection, layout: Layout) -> int:
     ).fetchall()
     for as_of, recorded in pending:
         path = layout.postings(as_of)
-        staged = stage(
-            con,
-            f"select {_COLUMNS} from main.payment_postings where as_of_date = "
-            f"date '{as_of.isoformat()}' order by payment_id",
-            path,
-            POSTINGS_HEADER,
-            "payment_id",
-            published=path.exists() or path.is_symlink(),
+        staged = _stage(
+            con, path, f"main.payment_postings where as_of_date = date '{as_of.isoformat()}'"
         )
         if staged.sha256 != recorded:
             staged.discard()

@@ -111,9 +111,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
-        with transaction(con):
-            ledger.sync_published_files(con, layout)
-        postings_file.deliver(con, layout)
+        ledger.catch_up(con, layout)
         decision.decide(con, decision.RECONCILIATION, as_of, settings)
         staged = postings_file.stage_postings(con, layout, as_of)
         try:
