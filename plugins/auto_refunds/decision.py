@@ -135,6 +135,8 @@ def _build(
     while kept < len(valid) and kept <= through and valid[kept] == names[kept]:
         kept += 1
     start = min(kept, through) if rebuild_last else kept
+    if start > through:
+        return None
     if start < through:
         log.warning(
             "Building %s first, for %s: %s",

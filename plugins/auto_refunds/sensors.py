@@ -66,9 +66,10 @@ def poke_payment_file(
     naming it, instead of holding the run for a day; a file that is there but still changing is
     waited for.
     """
-    if payment_file_ready(as_of):
+    settings = Settings.from_env()
+    if payment_file_ready(as_of, settings):
         return True
-    path = Settings.from_env().layout.payments(as_of)
+    path = settings.layout.payments(as_of)
     if not started_by_refund_file and not path.is_file():
         raise PaymentFileMissing(f"{path}: file not found (a manual run does not wait for it)")
     fail_if_overdue(as_of, dag_run, timeout)
