@@ -154,6 +154,35 @@ def test_a_card_number_never_reaches_the_quarantine(scenario):
     assert "4111111111111111" not in error
 
 
+@pytest.mark.parametrize(
+    ("token", "last4", "error"),
+    [
+        ("4111 1111 1111 1111", "1111", "card_token holds a card number"),
+        (
+            "tok",
+            "4111-1111-1111-1111",
+            "card_last4 is not 4 digits; card_last4 holds a card number",
+        ),
+    ],
+)
+def test_a_card_number_in_a_card_field_is_quarantined_naming_the_field(
+    scenario, token, last4, error
+):
+    """CONTRACT 7: the row is quarantined, the error names the field, never the value, and no
+    table but the landing copy of the file keeps the number."""
+    scenario.write_credits(D, credit("C1"))
+    line = f"T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,{token},{last4}"
+    scenario.write_transactions(D, sale("T1"), line)
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert quarantined(scenario) == {("transactions_20260105.csv", 3): error}
+    tables = scenario.query(
+        "select schema_name, table_name from duckdb_tables() where schema_name <> 'landing'"
+    )
+    for schema, table in tables:
+        text = repr(scenario.query(f"select * from {schema}.{table}"))
+        assert "4111111111111111" not in text.replace(" ", "").replace("-", ""), table
+
+
 def test_a_wrong_header_fails_naming_the_file_and_lands_nothing(scenario):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(D, sale("T1"))
@@ -181,11 +210,12 @@ def test_a_missing_file_fails_naming_it(scenario, missing):
 
 
 # Transactions are only registered at extract, not copied in: they are still read whole there.
+# A file that mixes line endings cannot be split into lines with certainty (formats-and-rules.md).
 @pytest.mark.parametrize(
     ("kind", "line"),
     [
-        ("credits", b"C2,CL1,A1,\xff\xfe,2026-01-04\n"),
-        ("transactions", b"T2,CL1,A1,SALE,,,\xff\xfe,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\n"),
+        ("credits", b"C2,CL1,A1,10.00,2026-01-04\r\n"),
+        ("transactions", b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\r\n"),
     ],
 )
 def test_an_unreadable_file_fails_naming_it(scenario, kind, line):
@@ -194,10 +224,68 @@ def test_an_unreadable_file_fails_naming_it(scenario, kind, line):
     scenario._prepare(D)
     path = scenario.layout.credits(D) if kind == "credits" else scenario.layout.transactions(D)
     with open(path, "ab") as handle:
-        handle.write(line)
+        handle.write(line + line.replace(b"\r\n", b"\n").replace(b"2,", b"3,", 1))
     with pytest.raises(InputFileError, match=rf"{kind}_20260105\.csv: cannot be read"):
         daily.extract(D, scenario.settings)
     assert scenario.query("select count(*) from landing.files") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("kind", "line", "kept"),
+    [
+        ("credits", b"C2,CL1,A1,\xff\xfe,2026-01-04\n", "C2,CL1,A1,\\xff\\xfe,2026-01-04"),
+        ("client_rules", b"CL\xe9,true,,\n", "CL\\xe9,true,,"),
+        (
+            "transactions",
+            b"T2,CL1,A1,SALE,,,\xff,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\n",
+            "T2,CL1,A1,SALE,,,\\xff,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111",
+        ),
+    ],
+)
+def test_a_line_that_is_not_utf8_is_quarantined_and_the_rest_goes_on(scenario, kind, line, kept):
+    """CONTRACT 2: the line, its bytes escaped, with its file, number and reason; valid UTF-8
+    elsewhere in the file (here a name with an accent) is read as it is."""
+    scenario.write_credits(D, credit("C1"), credit("C\u00e9", account="A2"))
+    scenario.write_transactions(D, sale("T1"), sale("T\u00e9", account="A2"))
+    scenario._prepare(D)
+    path = {
+        "credits": scenario.layout.credits(D),
+        "client_rules": scenario.layout.client_rules,
+        "transactions": scenario.layout.transactions(D),
+    }[kind]
+    with open(path, "ab") as handle:
+        handle.write(line)
+    daily.extract(D, scenario.settings)
+    for model in models.DAILY_MODELS:
+        daily.build_model(D, model.name, scenario.settings)
+    # Line 4: the header, two rows, then the line appended.
+    assert scenario.query(
+        "select line_number, raw_line, error from marts.quarantine_rows"
+    ) == [(4, kept, "line is not valid UTF-8")]
+    outcomes = "select credit_id, coalesce(reason_code, outcome) from marts.credit_outcomes"
+    assert dict(scenario.query(outcomes)) == {"C1": "DUE", "C\u00e9": "DUE"}
+
+
+def test_a_payment_line_that_is_not_utf8_is_quarantined_and_the_rest_goes_on(settings):
+    from auto_refunds import reconciliation
+    from auto_refunds.layout import PAYMENTS_HEADER
+
+    path = settings.layout.payments(D)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        (",".join(PAYMENTS_HEADER) + "\nP1,CL1,A1,T1,,10.00,APPROVED,00,ok,2026-01-05\n").encode()
+        + b"P2,CL1,A1,T2,,10.00,APPROVED,00,caf\xe9,2026-01-05\n"
+    )
+    reconciliation.load(D, settings)
+    for model in models.RECONCILIATION_MODELS:
+        reconciliation.build_model(D, model.name, settings)
+    with connect(settings, D) as con:
+        assert con.execute(
+            "select line_number, raw_line, error from marts.reconciliation_quarantine_rows"
+        ).fetchall() == [
+            (3, "P2,CL1,A1,T2,,10.00,APPROVED,00,caf\\xe9,2026-01-05", "line is not valid UTF-8")
+        ]
+        assert con.execute("select payment_id from marts.payment_postings").fetchall() == [("P1",)]
 
 
 def test_reloading_a_file_replaces_its_lines_and_quarantine(scenario):

@@ -688,7 +688,22 @@ def test_quarantine_rows_every_unreadable_line_of_the_run_masked(unit):
         },
     )
     assert only(rows, "source_file", "line_number", "raw_line", "error") == [
-        ("c.csv", 2, "c.csv *********1111", "bad"),
-        ("r.csv", 2, "r.csv *********1111", "worse"),
-        ("t1.csv", 5, "t1.csv *********1111", "worst"),
+        ("c.csv", 2, "c.csv ************1111", "bad"),
+        ("r.csv", 2, "r.csv ************1111", "worse"),
+        ("t1.csv", 5, "t1.csv ************1111", "worst"),
+    ]
+
+
+def test_quarantine_rows_keep_a_line_that_is_not_utf8_without_its_mark(unit):
+    rows = unit.build(
+        "quarantine_rows",
+        {
+            "staging.stg_imagineone__credits": [
+                {"source_file": "c.csv", "line_number": 4, "raw_line": "\x01C2,caf\\xe9",
+                 "dq_error": "line is not valid UTF-8"},
+            ],
+        },
+    )
+    assert only(rows, "line_number", "raw_line", "error") == [
+        (4, "C2,caf\\xe9", "line is not valid UTF-8")
     ]

@@ -247,5 +247,5 @@ def test_reconciliation_quarantine_rows_unreadable_lines_masked(unit):
     )
     assert rows == [
         {"source_file": "payments_20260105.csv", "line_number": 2,
-         "raw_line": "P2,*********1111", "error": "status is empty"}
+         "raw_line": "P2,************1111", "error": "status is empty"}
     ]

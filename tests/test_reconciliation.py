@@ -268,3 +268,24 @@ def test_a_refund_answered_again_later_is_not_posted_twice(sent):
     assert scenario.query(
         "select count(*) from payment_postings where refund_id = ?", [refunds["C1"]]
     ) == [(1,)]
+
+
+def test_a_card_number_in_a_response_message_is_masked_and_the_row_goes_on(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario,
+        D0,
+        payment(
+            "P2",
+            "-20.00",
+            refund_id=refunds["C2"],
+            status="DECLINED",
+            code="14",
+            message="card 4111 1111 1111 1111 invalid",
+        ),
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    (detail,) = [row[3] for row in exceptions(scenario)]
+    assert "14 card ************1111 invalid" in detail
+    declined = "select response_message from refund_ledger where status = 'DECLINED'"
+    assert scenario.query(declined) == [("card ************1111 invalid",)]

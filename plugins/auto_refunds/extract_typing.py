@@ -72,7 +72,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
             con.execute("delete from staging.typed_files where file_kind = ?", [model.file_kind])
     pending = con.execute(
         """
-        select files.source_file, files.file_date, files.sha256
+        select files.source_file, files.file_date, files.sha256, files.valid_utf8
         from landing.files as files
         left join staging.typed_files as typed
             on files.source_file = typed.source_file
@@ -84,7 +84,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
         """,
         {"kind": model.file_kind},
     ).fetchall()
-    for source_file, file_date, digest in pending:
+    for source_file, file_date, digest, valid_utf8 in pending:
         path = folder / source_file
         changed = InputFileError(
             f"{path}: changed or removed since it was registered; run the extract again"
@@ -92,7 +92,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
         if not path.is_file():
             raise changed
         with transaction(con):
-            _type_file(con, model, path, (source_file, file_date, digest), changed)
+            _type_file(con, model, path, (source_file, file_date, digest, valid_utf8), changed)
             crash_point("mid_model")
             con.execute(
                 "insert or replace into staging.typed_files values (?, ?, ?, ?)",
@@ -115,20 +115,26 @@ def _type_file(
     con: duckdb.DuckDBPyConnection,
     model: PerFileModel,
     path: Path,
-    registered: tuple[str, dt.date, str],
+    registered: tuple[str, dt.date, str, bool],
     changed: Exception,
 ) -> None:
-    """Replace the kept rows of one registered file (name, date, sha256) by its typed lines,
-    inside the caller's transaction."""
-    from auto_refunds.landing import insertion_order, lines_query, sha256_of, sql_literal
+    """Replace the kept rows of one registered file (name, date, sha256, all UTF-8) by its typed
+    lines, inside the caller's transaction."""
+    from auto_refunds.landing import (
+        insertion_order,
+        lines_query,
+        readable,
+        sha256_of,
+        sql_literal,
+    )
 
-    source_file, file_date, digest = registered
+    source_file, file_date, digest, valid_utf8 = registered
     with ThreadPoolExecutor(1) as hasher:
         # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
         # typed only if it is still the content registered.
         rehashed = hasher.submit(sha256_of, path)
-        with insertion_order(con):
-            con.execute(f"create or replace temp table landing_lines as {lines_query(path)}")
+        with insertion_order(con), readable(path, valid_utf8) as lines:
+            con.execute(f"create or replace temp table landing_lines as {lines_query(lines)}")
         if rehashed.result() != digest:
             raise changed
     # The file's name and date are the same on every line: held once, not per line, so that

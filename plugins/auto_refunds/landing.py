@@ -14,10 +14,13 @@ file, and keeps the typed lines (see ``extract_typing.build_per_file``).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import hashlib
 import logging
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,20 +71,75 @@ class Landed:
     reloaded: bool
 
 
-def sha256_of(path: Path) -> str:
+# A line that is not valid UTF-8 reaches staging as this mark and the line, its undecodable bytes
+# escaped (\xff): staging quarantines it (CONTRACT 2) and the other lines go on.
+NOT_UTF8_MARK = "\x01"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    sha256: str
+    valid_utf8: bool
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    """The file's SHA-256, and whether all of it is UTF-8, in one read. ASCII blocks (nearly all)
+    are not decoded."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    valid = True
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            if valid and not (block.isascii() and not decoder.getstate()[0]):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    valid = False
+    if valid:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            valid = False
+    return Fingerprint(digest.hexdigest(), valid)
+
+
+def sha256_of(path: Path) -> str:
+    return fingerprint(path).sha256
+
+
+@contextmanager
+def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
+    """The file DuckDB reads for ``path``: the file itself; or, when some of its lines are not
+    UTF-8 (DuckDB refuses the whole file then), a private copy, line for line, in which each such
+    line is ``NOT_UTF8_MARK`` and its text with the undecodable bytes escaped."""
+    if valid_utf8:
+        yield path
+        return
+    handle, name = tempfile.mkstemp(prefix=".not-utf8-", suffix=".csv")
+    copy = Path(name)
+    try:
+        with open(path, "rb") as source, os.fdopen(handle, "wb") as target:
+            for line in source:
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = line.rstrip(b"\r\n")
+                    escaped = text.decode("utf-8", "backslashreplace")
+                    line = (NOT_UTF8_MARK + escaped).encode() + line[len(text) :]
+                target.write(line)
+        yield copy
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def check_header(path: Path, expected: tuple[str, ...]) -> None:
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            first = handle.readline()
+        # Only the first line is decoded: a later line that is not UTF-8 is quarantined.
+        with open(path, "rb") as handle:
+            first = handle.readline().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot be read: {exc}") from exc
     found = tuple(field.strip() for field in next(csv.reader([first]), []))
@@ -97,16 +155,17 @@ def land(
     source: Source,
     path: Path,
     file_date: dt.date | None,
-    digest: str | None = None,
+    known_print: Fingerprint | None = None,
 ) -> Landed:
     """Register ``path`` and copy its lines into ``source.table``, unless the same content is
     there already (a source without a table is registered only).
 
-    ``digest`` is the file's sha256 when the caller has read it already. Runs inside the
-    caller's transaction: a failure leaves the warehouse as it was.
+    ``known_print`` is the file's fingerprint when the caller has read it already. Runs inside
+    the caller's transaction: a failure leaves the warehouse as it was.
     """
     check_header(path, source.header)
-    digest = digest or sha256_of(path)
+    printed = known_print or fingerprint(path)
+    digest = printed.sha256
     name = path.name
     known = con.execute(
         "select sha256, data_lines from landing.files where source_file = ?", [name]
@@ -119,13 +178,13 @@ def land(
         date_column = ", file_date" if source.dated else ""
         date_value = ", ?::date" if source.dated else ""
         params = [name, file_date] if source.dated else [name]
-        with insertion_order(con):
+        with insertion_order(con), readable(path, printed.valid_utf8) as lines:
             _read(
                 con,
                 path,
                 f"""
                 insert into {source.table} (source_file{date_column}, line_number, raw_line)
-                select ?{date_value}, line_number, raw_line from ({lines_query(path)})
+                select ?{date_value}, line_number, raw_line from ({lines_query(lines)})
                 """,
                 params,
             )
@@ -133,18 +192,20 @@ def land(
     else:
         # The data lines of lines_query, counted without numbering them: every line that is not
         # blank, less the header (checked above, so not blank). It also fails an unreadable file.
-        lines = _read(
-            con,
-            path,
-            f"select count(*) - 1 from ({_physical_lines(path)}) where {_NOT_BLANK}",
-        ).fetchone()[0]
+        with readable(path, printed.valid_utf8) as physical:
+            lines = _read(
+                con,
+                path,
+                f"select count(*) - 1 from ({_physical_lines(physical)}) where {_NOT_BLANK}",
+            ).fetchone()[0]
     crash_point("mid_load")
     con.execute(
         """
-        insert or replace into landing.files (source_file, file_kind, file_date, sha256, data_lines)
-        values (?, ?, ?, ?, ?)
+        insert or replace into landing.files
+            (source_file, file_kind, file_date, sha256, data_lines, valid_utf8)
+        values (?, ?, ?, ?, ?, ?)
         """,
-        [name, source.kind, file_date, digest, lines],
+        [name, source.kind, file_date, digest, lines, printed.valid_utf8],
     )
     log.info("Landed %s: %d data lines (sha256 %s)", path, lines, digest[:12])
     return Landed(name, lines, reloaded=True)
@@ -187,8 +248,12 @@ def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("set preserve_insertion_order = true")
     try:
         yield
-    finally:
-        con.execute("set preserve_insertion_order = false")
+    except BaseException:
+        # A statement that failed has aborted the caller's transaction, which takes no statement
+        # until it is rolled back: restoring the setting would only hide the error (the file it
+        # names). The connection ends with the failed task.
+        raise
+    con.execute("set preserve_insertion_order = false")
 
 
 def _read(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | None = None):

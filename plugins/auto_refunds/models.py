@@ -156,8 +156,11 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
         key=model.per_file_key,
         sql=model.path(sql_dir).read_text(),
         supersede_sql=model.path(sql_dir, ".supersede.sql").read_text(),
-        # The parsing macros type the lines too.
-        depends_on=(sql_dir / "warehouse" / "macros.sql").read_text(),
+        # The parsing macros and the card-number detector type the lines too.
+        depends_on="".join(
+            (sql_dir / "warehouse" / name).read_text()
+            for name in ("macros.sql", "card_numbers.sql")
+        ),
     )
 
 

@@ -39,7 +39,8 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
             "a payment file is read only once it is complete"
         )
     landing.check_header(path, landing.PAYMENTS.header)
-    digest = landing.sha256_of(path)
+    printed = landing.fingerprint(path)
+    digest = printed.sha256
     with connect(settings, as_of) as con:
         with transaction(con):
             ledger.sync_published_files(con, layout)
@@ -60,7 +61,7 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
                 )
                 lines = 0
             else:
-                lines = landing.land(con, landing.PAYMENTS, path, as_of, digest).data_lines
+                lines = landing.land(con, landing.PAYMENTS, path, as_of, printed).data_lines
             con.execute(
                 "insert or replace into payment_files values (?, ?, ?, ?)",
                 [as_of, path.name, digest, twin],

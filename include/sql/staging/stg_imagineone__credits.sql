@@ -67,6 +67,7 @@ checked as (
         credit_date,
         -- A line of the wrong shape gets that one reason: its fields mean nothing.
         case
+            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
             when field_count is null then 'line is not valid CSV (broken quoting)'
             when field_count <> 5 then 'expected 5 fields, found ' || field_count
             -- concat_ws skips the checks that passed (null).
@@ -93,9 +94,12 @@ checked as (
     from typed
 ),
 
--- The line as it arrived is kept where it is needed: on the lines that are quarantined.
+-- The line is kept where it is needed, on the lines that are quarantined, masked (CONTRACT 7).
 final as (
-    select * replace (case when dq_error is not null then raw_line end as raw_line)
+    select
+        * replace (
+            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line
+        )
     from checked
 )
 

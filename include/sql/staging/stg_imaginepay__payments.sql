@@ -29,7 +29,8 @@ renamed as materialized (
         field_text(parsed_fields, 6) as payment_amount_text,
         upper(field_text(parsed_fields, 7)) as status,
         field_text(parsed_fields, 8) as response_code,
-        field_text(parsed_fields, 9) as response_message,
+        -- Free text from the processor: a card number in it is masked, the row goes on.
+        mask_card_numbers(field_text(parsed_fields, 9)) as response_message,
         field_text(parsed_fields, 10) as processed_date_text
     from split
 ),
@@ -76,6 +77,7 @@ checked as (
         processed_date,
         -- A line of the wrong shape gets that one reason: its fields mean nothing.
         case
+            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
             when field_count is null then 'line is not valid CSV (broken quoting)'
             when field_count <> 10 then 'expected 10 fields, found ' || field_count
             -- concat_ws skips the checks that passed (null).
@@ -102,9 +104,12 @@ checked as (
     from typed
 ),
 
--- The line as it arrived is kept where it is needed: on the lines that are quarantined.
+-- The line is kept where it is needed, on the lines that are quarantined, masked (CONTRACT 7).
 final as (
-    select * replace (case when dq_error is not null then raw_line end as raw_line)
+    select
+        * replace (
+            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line
+        )
     from checked
 )
 

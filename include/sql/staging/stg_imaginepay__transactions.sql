@@ -108,6 +108,7 @@ checked as (
         card_last4,
         -- A line of the wrong shape gets that one reason: its fields mean nothing.
         case
+            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
             when field_count is null then 'line is not valid CSV (broken quoting)'
             when field_count <> 14 then 'expected 14 fields, found ' || field_count
             -- concat_ws skips the checks that passed (null).
@@ -150,16 +151,35 @@ checked as (
                 end,
                 case
                     when txn_type = 'SALE' and card_token is null then 'card_token is empty'
+                end,
+                -- CONTRACT 7: a card number where only a token or four digits may stand. The
+                -- error names the field, never the value; one shorter than a card is skipped.
+                case
+                    when length(card_token) >= 13 and has_card_number(card_token)
+                        then 'card_token holds a card number'
+                end,
+                case
+                    when length(card_last4) >= 13 and has_card_number(card_last4)
+                        then 'card_last4 holds a card number'
                 end
             ), '')
         end as dq_error
     from typed
 ),
 
--- The line as it arrived is kept where it is needed: on the lines that are quarantined.
+-- The line is kept where it is needed, on the lines that are quarantined, masked (CONTRACT 7).
 final as (
     select
-        * replace (case when dq_error is not null then raw_line end as raw_line),
+        * replace (
+            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line,
+            -- Checked above: only a quarantined line can hold one here.
+            case
+                when dq_error is null then card_token else mask_card_numbers(card_token)
+            end as card_token,
+            case
+                when dq_error is null then card_last4 else mask_card_numbers(card_last4)
+            end as card_last4
+        ),
         -- The file_date of the next readable version of this txn_id, once a later extract
         -- brings one (stg_imaginepay__transactions.supersede.sql); null while it is the latest.
         null::date as superseded_on

@@ -14,8 +14,12 @@ create table if not exists landing.files (
     file_kind varchar not null,
     file_date date,
     sha256 varchar not null,
-    data_lines bigint not null
+    data_lines bigint not null,
+    -- False: some lines are not UTF-8; they are read marked, and quarantined (landing.readable).
+    valid_utf8 boolean not null default true
 );
+
+alter table landing.files add column if not exists valid_utf8 boolean default true;
 
 -- ImaginePay extracts typed so far, by content and by version of the staging model (sha256
 -- of its SQL and macros): staging.stg_imaginepay__transactions keeps their typed lines, and a
