@@ -39,18 +39,27 @@ def test_a_manual_run_does_not_wait_for_a_missing_file(settings):
 def test_a_file_still_growing_is_waited_for_and_read_once_settled(
     settings, monkeypatch, started_by_refund_file
 ):
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
     monkeypatch.setenv("AUTO_REFUNDS_PAYMENT_FILE_SETTLE_SECONDS", "60")
     run = types.SimpleNamespace(start_date=dt.datetime.now(dt.UTC), run_after=None)
     path = settings.layout.payments(D0)
     path.parent.mkdir(parents=True)
     path.write_text(",".join(PAYMENTS_HEADER) + "\n")
-    assert not sensors.poke_payment_file(D0, run, DAY, started_by_refund_file)
+
+    def poke_until() -> dt.datetime:
+        """The moment the sensor will look again: when the file will have held 60 s."""
+        with pytest.raises(AirflowRescheduleException) as waiting:
+            sensors.poke_payment_file(D0, run, DAY, started_by_refund_file)
+        return waiting.value.reschedule_date
+
+    assert poke_until() == dt.datetime.fromtimestamp(path.stat().st_mtime + 60, dt.UTC)
     # Still being copied in: another chunk 40 s after the first one.
     written = time.time() - 40
     os.utime(path, (written, written))
     with open(path, "a") as handle:
         handle.write("P1,CL1,A1,T1,,10.00,APPROVED,00,ok,2026-01-05\n")
-    assert not sensors.poke_payment_file(D0, run, DAY, started_by_refund_file)
+    assert poke_until() == dt.datetime.fromtimestamp(path.stat().st_mtime + 60, dt.UTC)
     # Unchanged for the settle interval: read.
     settled = time.time() - 61
     os.utime(path, (settled, settled))

@@ -63,8 +63,9 @@ def poke_payment_file(
 
     A run the refund file started waits for ImaginePay's answer, up to ``timeout``. A manual run
     (or ``airflow dags test``) asks to reconcile D now: without the file it fails at once,
-    naming it, instead of holding the run for a day; a file that is there but still changing is
-    waited for.
+    naming it, instead of holding the run for a day. A file that is there but still changing is
+    waited for, in either run, until the moment it will have held for the settle interval
+    (not the next poke, minutes later).
     """
     settings = Settings.from_env()
     if payment_file_ready(as_of, settings):
@@ -73,4 +74,11 @@ def poke_payment_file(
     if not started_by_refund_file and not path.is_file():
         raise PaymentFileMissing(f"{path}: file not found (a manual run does not wait for it)")
     fail_if_overdue(as_of, dag_run, timeout)
-    return False
+    try:
+        changed = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    settles = max(changed + settings.payment_file_settle_seconds, time.time() + 1)
+    raise AirflowRescheduleException(dt.datetime.fromtimestamp(settles, dt.UTC))
