@@ -83,14 +83,18 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def undisturbed_daily(inputs, tmp_path_factory) -> dict:
-    folder = fresh_copy(inputs, tmp_path_factory.mktemp("undisturbed_daily"))
+def undisturbed(folder: Path, run_all: Callable) -> dict:
+    """What D1 then D2, each run whole, leave in ``folder``."""
     with pytest.MonkeyPatch.context() as patch:
         settings = in_folder(folder, patch)
-        daily.run_all(D1, settings)
-        daily.run_all(D2, settings)
+        run_all(D1, settings)
+        run_all(D2, settings)
     return everything(folder)
+
+
+@pytest.fixture(scope="module")
+def undisturbed_daily(inputs, tmp_path_factory) -> dict:
+    return undisturbed(fresh_copy(inputs, tmp_path_factory.mktemp("daily")), daily.run_all)
 
 
 def interleaving_a(settings: Settings) -> None:
@@ -163,11 +167,7 @@ def answered(inputs, tmp_path_factory) -> Path:
 def undisturbed_reconciliation(answered, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("undisturbed_reconciliation") / "data"
     shutil.copytree(answered, folder)
-    with pytest.MonkeyPatch.context() as patch:
-        settings = in_folder(folder, patch)
-        reconciliation.run_all(D1, settings)
-        reconciliation.run_all(D2, settings)
-    return everything(folder)
+    return undisturbed(folder, reconciliation.run_all)
 
 
 def reconciliation_a(settings: Settings) -> None:
