@@ -27,6 +27,11 @@ Conventions where the contract is silent (the project's choices, followed here):
 * a refund known both ways (a processor REFUND, SETTLED or PENDING, whose merchant_reference is
   the refund_id of a prior refund) counts once, at the processor's amount; a declined prior
   refund never counts; processor REFUND rows count only when SETTLED or PENDING;
+* CONTRACT 7: a field that is one card number (13 to 19 digits, in groups joined by single
+  spaces or dashes, passing Luhn; narrower than the product's detector, which also finds one
+  inside a longer text) is read as its masked text, which no reader accepts, unless it is an
+  identifier (``*_id``, merchant_reference, kept as they are) or a card field: a card_token or
+  card_last4 holding one quarantines the transaction;
 * an outcome carries original_txn_id when DUE, and when a credit lost the sharing of a sale
   (EXCEPTION CREDIT_EXCEEDS_TRANSACTION after allocation: the sale it lost); otherwise none.
 
@@ -163,6 +168,29 @@ _LAST4 = re.compile(r"^[0-9]{4}$")
 _WHOLE_DAYS = re.compile(r"^[0-9]+$")
 
 
+_WHOLE_CARD = re.compile(r"^[0-9]+(?:[ -][0-9]+)*$")
+CARD_FIELDS = ("card_token", "card_last4")
+
+
+def _is_card_number(value: str) -> bool:
+    digits = value.replace(" ", "").replace("-", "")
+    if not _WHOLE_CARD.match(value) or not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        doubled = int(digit) * (2 if position % 2 else 1)
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
+
+
+def _as_landed(name: str, value: str) -> str:
+    """CONTRACT 7: a card number outside an identifier or a card field is kept masked."""
+    kept = name.endswith("_id") or name == "merchant_reference" or name in CARD_FIELDS
+    if kept or not _is_card_number(value):
+        return value
+    return "*" * 12 + value[-4:]
+
+
 def _required(row: dict[str, str | None], name: str) -> str:
     value = row[name]
     if value is None:
@@ -230,7 +258,7 @@ def _split(content: str, header: tuple[str, ...]) -> list[tuple[int, str, dict |
             continue
         fields = {}
         for name, value in zip(header, values, strict=True):
-            value = value.strip()
+            value = _as_landed(name, value.strip())
             fields[name] = value if value != "" else None
         out.append((index, raw, fields))
     return out
@@ -291,6 +319,8 @@ def _txn(row) -> Txn:
 
     def card(name, read):
         value = _required(row, name) if is_sale else row[name]
+        if value is not None and _is_card_number(value):
+            raise BadRow(f"{name} holds a card number")
         return None if value is None else read(value)
 
     return Txn(

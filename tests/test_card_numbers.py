@@ -239,7 +239,8 @@ AIRFLOW_TASK_LOGGING = textwrap.dedent(
         task_log.exception("Task failed with exception")
         logging.getLogger("auto_refunds.y").exception("stdlib exception")
     task_log.info("structlog", value="378282246310005", nested={"a": ["6011111111111117"]})
-    sys.stdout.write(out.getvalue().decode())
+    # What the supervisor received, unfiltered by the masked stdout.
+    sys.__stdout__.write(out.getvalue().decode())
     """
 )
 
@@ -265,3 +266,40 @@ def test_install_log_filter_masks_what_an_airflow_task_logs():
     assert events["structlog"]["nested"] == {"a": ["************1117"]}
     for failed in ("Task failed with exception", "stdlib exception"):
         assert "************1881" in json.dumps(events[failed]["exception"])
+
+
+PRINTING_TASK = textwrap.dedent(
+    """
+    import sys, warnings
+    from auto_refunds import card_numbers
+
+    print("before install 4111111111111111", flush=True)
+    card_numbers.install_log_filter()
+    print("printed 4111 1111 1111 1111")
+    print("in pieces 5555-5555", end="")
+    print("-5555-4444", flush=True)
+    sys.stderr.write("stderr 378282246310005\\n")
+    warnings.warn("warned 6011111111111117")
+    print("unterminated 4012888888881881", end="")
+    """
+)
+
+
+def test_what_a_task_prints_is_masked():
+    result = subprocess.run(
+        [sys.executable, "-c", PRINTING_TASK],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
+    )
+    out, err = result.stdout, result.stderr
+    # Printed before the streams were wrapped: it shows what the wrapping is for.
+    assert "before install 4111111111111111\n" in out
+    out = out.replace("before install 4111111111111111\n", "")
+    assert not card_numbers.contains(out + err), out + err
+    assert "printed ************1111\n" in out
+    assert "in pieces ************4444\n" in out
+    assert "unterminated ************1881" in out
+    assert "stderr ***********0005" in err
+    assert "warned ************1117" in err

@@ -179,6 +179,47 @@ def mask_event_dict(logger: Any, method_name: str, event_dict: dict) -> dict:
     return mask_value(event_dict)
 
 
+class MaskedStream:
+    """A text stream (stdout, stderr) that masks the card numbers of each line it passes on.
+
+    Text is held until its line ends (or the stream is flushed), so that a number printed in
+    pieces is still seen whole. Everything but writing goes to the wrapped stream.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        complete, newline, self._pending = self._pending.rpartition("\n")
+        if newline:
+            self._stream.write(mask(complete + newline))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._stream.write(mask(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def mask_standard_streams() -> None:
+    """Masks what this process prints to stdout and stderr from Python. A C library writing to
+    file descriptor 1 or 2 itself is not covered (DuckDB reports errors as exceptions)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, MaskedStream):
+            setattr(sys, name, MaskedStream(stream))
+
+
 _FILTER = CardNumberFilter()
 
 
@@ -204,12 +245,15 @@ def install_log_filter() -> None:
       processor is inserted before its renderer, and the handler also gets ``CardNumberFilter``
       (which alone covers plain ``logging.Formatter`` handlers, e.g. the CLI's).
 
-    Not covered: text written straight to stdout/stderr (``print``, or a C library writing to
-    file descriptor 1 or 2), which the supervisor logs as it reads it; and a reconfiguration of
+    - what Python prints to stdout and stderr (``print``, warnings), which the supervisor logs
+      as it reads it, goes through ``MaskedStream``.
+
+    Not covered: a C library writing to file descriptor 1 or 2 itself; and a reconfiguration of
     logging after this call (call it again).
     """
     import structlog  # comes with Airflow; imported here to keep this module light
 
+    mask_standard_streams()
     processors = structlog.get_config()["processors"]
     if mask_event_dict not in processors:
         processors.insert(max(len(processors) - 1, 0), mask_event_dict)

@@ -8,18 +8,26 @@ the value masked, and exits 1 on any finding, 0 when there is none, 2 when it co
 Identifier columns are skipped, as CONTRACT 7 keeps them as they are (a processor's id may be
 a long number that happens to pass Luhn): columns whose name ends in ``_id``, and the columns
 ``merchant_reference`` and ``source_file``. Everything else is cast to text and checked with
-the warehouse's own ``has_card_number`` macro (include/sql/warehouse/card_numbers.sql).
+the warehouse's own ``has_card_number`` macro (include/sql/warehouse/card_numbers.sql). The
+lines of the landing tables keep their identifier fields too: a line found there is split
+with Python's own CSV reader (not the warehouse's parser) and only its other fields count.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from auto_refunds import card_numbers
+from auto_refunds.layout import is_identifier
 from auto_refunds.settings import Settings
+
+if TYPE_CHECKING:
+    from auto_refunds.landing import Source
 
 ID_COLUMNS = ("merchant_reference", "source_file")
 INPUT_FOLDERS = ("landing", "inbox")
@@ -45,7 +53,22 @@ class Finding:
 
 
 def is_id_column(name: str) -> bool:
-    return name.lower().endswith("_id") or name.lower() in ID_COLUMNS
+    return is_identifier(name) or name.lower() in ID_COLUMNS
+
+
+def _landed_line_holds_card_number(source: Source, line: str) -> bool:
+    """Whether a landed line holds a card number outside the fields landing keeps as they are.
+    A line that is not one record of the header's width was landed masked whole."""
+    from auto_refunds.landing import NOT_UTF8_MARK
+
+    fields = next(csv.reader([line]), [])
+    if line.startswith(NOT_UTF8_MARK) or len(fields) != len(source.header):
+        return card_numbers.contains(line)
+    return any(
+        card_numbers.contains(value)
+        for field, value in zip(source.header, fields, strict=True)
+        if not source.kept_as_they_are(field)
+    )
 
 
 def _quoted(name: str) -> str:
@@ -64,6 +87,9 @@ def _row_key(columns: list[str]) -> str:
 def scan_warehouse(path: Path, sql_dir: Path) -> Iterator[Finding]:
     import duckdb
 
+    from auto_refunds.landing import SOURCES
+
+    landed = {source.table: source for source in SOURCES.values() if source.table}
     con = duckdb.connect(str(path), read_only=True)
     try:
         # A read-only database takes no macro of its own: temporary ones live in the session.
@@ -92,9 +118,14 @@ def scan_warehouse(path: Path, sql_dir: Path) -> Iterator[Finding]:
                 f"from {_quoted(schema)}.{_quoted(table)} "
                 f"where {' or '.join(f'has_card_number({value})' for value in values)}"
             ).fetchall()
+            source = landed.get(f"{schema}.{table}")
             for key, *row in rows:
                 for name, value in zip(scanned, row, strict=True):
-                    if value is not None and card_numbers.contains(value):
+                    if value is None or not card_numbers.contains(value):
+                        continue
+                    if source is None or name != "raw_line" or (
+                        _landed_line_holds_card_number(source, value)
+                    ):
                         where = card_numbers.mask(str(key))
                         yield Finding(f"{schema}.{table}.{name}", where, card_numbers.mask(value))
     finally:
@@ -112,10 +143,27 @@ def _files(root: Path, skipped: Iterable[Path]) -> Iterator[Path]:
 
 
 def scan_file(path: Path) -> Iterator[Finding]:
+    """Every line holding a card number. In a CSV file (the refund and postings files) the
+    identifier columns its header names are kept as they are, so only the other fields count,
+    on the lines that are one record of the header's width."""
+    header: list[str] = []
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
             text = line.decode("utf-8", errors="replace").rstrip("\r\n")
-            if card_numbers.contains(text):
+            if number == 1 and path.suffix == ".csv":
+                header = next(csv.reader([text]), [])
+            if not card_numbers.contains(text):
+                continue
+            fields = next(csv.reader([text]), []) if number > 1 else []
+            if header and len(fields) == len(header):
+                found = any(
+                    card_numbers.contains(value)
+                    for name, value in zip(header, fields, strict=True)
+                    if not is_id_column(name)
+                )
+            else:
+                found = True
+            if found:
                 yield Finding(str(path), str(number), card_numbers.mask(text))
 
 

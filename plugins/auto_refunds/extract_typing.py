@@ -121,8 +121,10 @@ def _type_file(
     """Replace the kept rows of one registered file (name, date, sha256, all UTF-8) by its typed
     lines, inside the caller's transaction."""
     from auto_refunds.landing import (
+        SOURCES,
         insertion_order,
         lines_query,
+        masking,
         readable,
         sha256_of,
         sql_literal,
@@ -133,8 +135,11 @@ def _type_file(
         # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
         # typed only if it is still the content registered.
         rehashed = hasher.submit(sha256_of, path)
-        with insertion_order(con), readable(path, valid_utf8) as lines:
-            con.execute(f"create or replace temp table landing_lines as {lines_query(lines)}")
+        with insertion_order(con), masking(con), readable(path, valid_utf8) as lines:
+            con.execute(
+                "create or replace temp table landing_lines as "
+                + lines_query(lines, SOURCES[model.file_kind])
+            )
         if rehashed.result() != digest:
             raise changed
     # The file's name and date are the same on every line: held once, not per line, so that

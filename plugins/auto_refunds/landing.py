@@ -1,9 +1,12 @@
 """Landing: register each input file by its content, and copy the small ones in line by line.
 
-Nothing is interpreted here beyond the header. Each physical line is kept with its file and
-line number (the header is line 1), so the staging models can type it and every malformed row
-can be quarantined with the place it came from. A file is read again only when its content
-changes (sha256), which makes rerunning any date cheap and idempotent.
+Nothing is interpreted here beyond the header and card numbers. Each physical line is kept with
+its file and line number (the header is line 1), so the staging models can type it and every
+malformed row can be quarantined with the place it came from. A line is kept with the card
+numbers of its non-identifier fields masked (CONTRACT 7, ``Source.landed_line``): the ids stay
+as they are, so staging types the real ones, and no table holds a card number elsewhere. A
+file is read again only when its content changes (sha256), which makes rerunning any date
+cheap and idempotent.
 
 ImaginePay transaction extracts are the exception to the copy. They accumulate every day and
 are by far the largest input, so copying their lines in and then typing every extract up to D
@@ -18,8 +21,10 @@ import codecs
 import csv
 import datetime as dt
 import hashlib
+import inspect
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,13 +33,16 @@ from pathlib import Path
 
 import duckdb
 
+from auto_refunds import card_numbers
 from auto_refunds.errors import NeedsAPerson
 from auto_refunds.faults import crash_point
 from auto_refunds.layout import (
+    CARD_FIELDS,
     CLIENT_RULES_HEADER,
     CREDITS_HEADER,
     PAYMENTS_HEADER,
     TRANSACTIONS_HEADER,
+    is_identifier,
 )
 from auto_refunds.warehouse import scalar
 
@@ -54,14 +62,32 @@ class Source:
     table: str | None
     header: tuple[str, ...]
     dated: bool = True
+    # Fields landed as they are, besides the identifiers: card fields whose staging model
+    # quarantines a card number naming the field (and masks it), which it could not tell once
+    # masked. Only a source read straight from its file, never stored as lines, may have any.
+    unmasked: tuple[str, ...] = ()
+
+    def kept_as_they_are(self, field: str) -> bool:
+        return is_identifier(field) or field in self.unmasked
+
+    def landed_line(self, raw_line: str = "raw_line") -> str:
+        """SQL of a line as it is landed: card numbers masked in every field but those kept as
+        they are (CONTRACT 7). Needs ``masking`` on the connection."""
+        kept = [at for at, field in enumerate(self.header, 1) if self.kept_as_they_are(field)]
+        return (
+            f"case when regexp_matches({raw_line}, '{_MAYBE_A_CARD_NUMBER}') "
+            f"then {_MASK_FUNCTION}({raw_line}, {len(self.header)}, {kept}) "
+            f"else {raw_line} end"
+        )
 
 
 CREDITS = Source("credits", "landing.imagineone__credits", CREDITS_HEADER)
 CLIENT_RULES = Source(
     "client_rules", "landing.imagineone__client_rules", CLIENT_RULES_HEADER, dated=False
 )
-TRANSACTIONS = Source("transactions", None, TRANSACTIONS_HEADER)
+TRANSACTIONS = Source("transactions", None, TRANSACTIONS_HEADER, unmasked=CARD_FIELDS)
 PAYMENTS = Source("payments", "landing.imaginepay__payments", PAYMENTS_HEADER)
+SOURCES = {source.kind: source for source in (CREDITS, CLIENT_RULES, TRANSACTIONS, PAYMENTS)}
 
 
 @dataclass(frozen=True)
@@ -69,6 +95,67 @@ class Landed:
     source_file: str
     data_lines: int
     reloaded: bool
+
+
+# A text without 13 digits in a row, single separators allowed, holds no card number: nearly
+# every line, which then costs this one regular expression (card_numbers._MAYBE, in SQL).
+_MAYBE_A_CARD_NUMBER = "[0-9]([ -]?[0-9]){12}"
+_MASK_FUNCTION = "mask_card_numbers_in_fields"
+# The RFC 4180 line and field of csv_fields (include/sql/warehouse/macros.sql).
+_CSV_LINE = re.compile(r'("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*')
+_CSV_FIELD = re.compile(r'(?:^|,)("(?:[^"]|"")*"|[^,"]*)')
+
+
+def _fields(line: str) -> list[str] | None:
+    """The fields of a line as staging reads them (csv_fields); None when the quoting is broken."""
+    if '"' not in line:
+        return [field.strip(" ") for field in line.split(",")]
+    if not _CSV_LINE.fullmatch(line):
+        return None
+    return [
+        (field[1:-1].replace('""', '"') if field.startswith('"') else field).strip(" ")
+        for field in _CSV_FIELD.findall(line)
+    ]
+
+
+def _quoted(field: str) -> str:
+    return '"' + field.replace('"', '""') + '"' if ("," in field or '"' in field) else field
+
+
+def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
+    """``line`` with the card numbers of its fields masked, but those at the 1-based positions
+    ``kept``, which stay as they are so that staging types the real ids. A line that does not
+    split into ``width`` fields, or is not UTF-8, is quarantined whatever it holds: it is masked
+    whole. A line rewritten loses its fields' surrounding blanks and the quotes they did not
+    need, which staging ignores anyway."""
+    if line is None:
+        return None
+    fields = None if line.startswith(NOT_UTF8_MARK) else _fields(line)
+    if fields is None or len(fields) != width:
+        return card_numbers.mask(line)
+    masked = [
+        value if at in kept else card_numbers.mask(value) for at, value in enumerate(fields, 1)
+    ]
+    return line if masked == fields else ",".join(_quoted(value) for value in masked)
+
+
+def masking_version(kind: str) -> str:
+    """What a change of decides how the lines of ``kind`` are landed, for the typing's version."""
+    code = inspect.getsource(mask_fields) + inspect.getsource(card_numbers)
+    return SOURCES[kind].landed_line() + code
+
+
+@contextmanager
+def masking(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """``Source.landed_line`` can run on ``con`` meanwhile. Only the lines that may hold a card
+    number call into Python."""
+    con.create_function(
+        _MASK_FUNCTION, mask_fields, ["VARCHAR", "INTEGER", "INTEGER[]"], "VARCHAR",
+        side_effects=False,
+    )
+    yield
+    # Not after a failure: the statement aborted the caller's transaction (see insertion_order).
+    con.remove_function(_MASK_FUNCTION)
 
 
 # A line that is not valid UTF-8 reaches staging as this mark and the line, its undecodable bytes
@@ -178,13 +265,13 @@ def land(
         date_column = ", file_date" if source.dated else ""
         date_value = ", ?::date" if source.dated else ""
         params = [name, file_date] if source.dated else [name]
-        with insertion_order(con), readable(path, printed.valid_utf8) as lines:
+        with insertion_order(con), masking(con), readable(path, printed.valid_utf8) as lines:
             _read(
                 con,
                 path,
                 f"""
                 insert into {source.table} (source_file{date_column}, line_number, raw_line)
-                select ?{date_value}, line_number, raw_line from ({lines_query(lines)})
+                select ?{date_value}, line_number, raw_line from ({lines_query(lines, source)})
                 """,
                 params,
             )
@@ -227,13 +314,14 @@ def _physical_lines(path: Path) -> str:
     """
 
 
-def lines_query(path: Path) -> str:
-    """The data lines of ``path`` as (line_number, raw_line), header and blank lines left out.
+def lines_query(path: Path, source: Source) -> str:
+    """The data lines of ``path`` as (line_number, raw_line), header and blank lines left out,
+    as ``source`` lands them (``Source.landed_line``).
 
     The line numbers come from scan order: run it inside ``insertion_order``.
     """
     return f"""
-        select line_number, raw_line
+        select line_number, {source.landed_line()} as raw_line
         from (
             select row_number() over () as line_number, raw_line
             from ({_physical_lines(path)})

@@ -62,6 +62,15 @@ POSTINGS_HEADER = (
     "processed_date",
 )
 
+# CONTRACT 7 keeps identifier fields as they are: a processor's id may be a long number that
+# passes Luhn. Every other field of an input line has its card numbers masked when it is landed.
+CARD_FIELDS = ("card_token", "card_last4")
+
+
+def is_identifier(field: str) -> bool:
+    return field.lower().endswith("_id") or field.lower() == "merchant_reference"
+
+
 # CONTRACT 7: what the product writes grants nothing to others.
 _NO_OTHERS = 0o007
 

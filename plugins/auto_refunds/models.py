@@ -147,6 +147,7 @@ def build_on(con: duckdb.DuckDBPyConnection, model: Model, settings: Settings) -
 def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
     """What the per-file typing needs of ``model``: its SQL, supersession and key."""
     from auto_refunds.extract_typing import PerFileModel
+    from auto_refunds.landing import masking_version
 
     if not (model.per_file_kind and model.per_file_key):
         raise ValueError(f"{model.relation} is not typed file by file")
@@ -156,11 +157,13 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
         key=model.per_file_key,
         sql=model.path(sql_dir).read_text(),
         supersede_sql=model.path(sql_dir, ".supersede.sql").read_text(),
-        # The parsing macros and the card-number detector type the lines too.
+        # The parsing macros, the card-number detector and the landing's masking of the lines
+        # type them too.
         depends_on="".join(
             (sql_dir / "warehouse" / name).read_text()
             for name in ("macros.sql", "card_numbers.sql")
-        ),
+        )
+        + masking_version(model.per_file_kind),
     )
 
 

@@ -17,13 +17,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
 
+from auto_refunds import card_numbers
 from auto_refunds.errors import NeedsAPerson
 from auto_refunds.layout import ymd
 from auto_refunds.settings import Settings
@@ -148,6 +152,41 @@ def _validate(context, suite: Suite, frame, as_of: dt.date) -> tuple[dict, list[
     return result.to_json_dict(), failures
 
 
+def _for_a_person(value: Any) -> Any:
+    """Results as they may be kept (CONTRACT 7): strings masked, and floats held to ten
+    decimals, since GX's ratios (``1.0000000000009672``) would otherwise print runs of digits
+    that read as a card number."""
+    if isinstance(value, float):
+        return round(value, 10)
+    if isinstance(value, str):
+        return card_numbers.mask(value)
+    if isinstance(value, dict):
+        return {key: _for_a_person(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_for_a_person(item) for item in value]
+    return value
+
+
+def _write_results(path: Path, outcome: dict) -> None:
+    """Written whole or not at all: a temporary file beside it, created exclusively and never
+    through a link (mkstemp), then renamed over it."""
+    text = json.dumps(
+        _for_a_person(outcome),
+        indent=2,
+        sort_keys=True,
+        default=lambda other: card_numbers.mask(str(other)),
+    )
+    text += "\n"
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+
+
 def run_gate(
     con: duckdb.DuckDBPyConnection,
     gate: str,
@@ -171,9 +210,7 @@ def run_gate(
         started = time.perf_counter()
         frame = con.execute(suite.dataset).df()
         outcome, suite_failures = _validate(context, suite, frame, as_of)
-        (results_dir / f"{suite.name}.json").write_text(
-            json.dumps(outcome, indent=2, sort_keys=True, default=str) + "\n"
-        )
+        _write_results(results_dir / f"{suite.name}.json", outcome)
         log.info(
             "Suite %s: %d rows, %d expectation(s), %d failed, %.2f s",
             suite.name,

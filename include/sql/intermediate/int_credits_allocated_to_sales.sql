@@ -34,13 +34,14 @@ final as (
             when allotted_through_this_credit > remaining_amount
                 then 'CREDIT_EXCEEDS_TRANSACTION'
         end as reason_code,
-        case
+        -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
+        mask_card_numbers(case
             when allotted_through_this_credit > remaining_amount then
                 'credit ' || credit_amount || ' plus '
                 || (allotted_through_this_credit - credit_amount)
                 || ' due to earlier credits exceeds remaining ' || remaining_amount
                 || ' on sale ' || original_txn_id || ' of ' || original_txn_date
-        end as reason_detail
+        end) as reason_detail
     from running_totals
 )
 

@@ -141,7 +141,8 @@ final as (
         credit_amount,
         credit_date,
         reason_code,
-        case reason_code
+        -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
+        mask_card_numbers(case reason_code
             when 'NO_MATCHING_TRANSACTION'
                 then
                     'no settled card sale on account ' || account_id || ' of client ' || client_id
@@ -170,7 +171,7 @@ final as (
             when removed_by_deciding_rule > 1
                 then ' (and ' || (removed_by_deciding_rule - 1) || ' other sale(s) alike)'
             else ''
-        end as reason_detail,
+        end) as reason_detail,
         original_txn_id,
         original_txn_date,
         remaining_amount,

@@ -88,7 +88,8 @@ final as (
         case
             when screen_result not in ('NOT_ENROLLED', 'ALREADY_REQUESTED') then screen_result
         end as screen_reason_code,
-        case screen_result
+        -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
+        mask_card_numbers(case screen_result
             when 'NOT_ENROLLED'
                 then
                     case
@@ -114,7 +115,7 @@ final as (
             when 'BELOW_MIN_THRESHOLD' then
                 'credit ' || credit_amount || ' is below the client''s minimum balance of '
                 || min_balance_threshold
-        end as screen_reason_detail
+        end) as screen_reason_detail
     from screened
 )
 

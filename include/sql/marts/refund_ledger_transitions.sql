@@ -19,7 +19,8 @@ answered as (
         line_number,
         response_code,
         response_message,
-        case outcome
+        -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
+        mask_card_numbers(case outcome
             when 'REFUNDED' then 'approved, ' || payment_amount || ' as payment ' || payment_id
             when 'DECLINED'
                 then
@@ -28,7 +29,7 @@ answered as (
             else
                 'ImaginePay returned ' || payment_amount || ' for a refund of '
                 || refund_amount || ' (payment ' || payment_id || ')'
-        end as detail
+        end) as detail
     from payments_matched
 ),
 

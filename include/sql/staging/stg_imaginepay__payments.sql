@@ -104,11 +104,14 @@ checked as (
     from typed
 ),
 
--- The line is kept where it is needed, on the lines that are quarantined, masked (CONTRACT 7).
+-- The line is kept where it is needed, on the lines that are quarantined; it and the error are
+-- masked (CONTRACT 7).
 final as (
     select
         * replace (
-            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line
+            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line,
+            -- Error texts quote ids, which are kept as they are elsewhere.
+            mask_card_numbers(dq_error) as dq_error
         )
     from checked
 )

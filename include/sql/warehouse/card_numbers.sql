@@ -131,3 +131,4 @@ create or replace macro mask_card_numbers(txt) as
             ), '')
         )[1]
     end;
+
