@@ -131,4 +131,3 @@ create or replace macro mask_card_numbers(txt) as
             ), '')
         )[1]
     end;
-
