@@ -37,6 +37,7 @@ def _templates():
         undefined=jinja2.StrictUndefined,
     )
     env.filters["money"] = _money
+    env.filters["dollars"] = _dollars
     return env
 
 
@@ -44,6 +45,11 @@ def _money(value) -> str:
     if value is None or value == "":
         return ""
     return f"{Decimal(value):,.2f}"
+
+
+def _dollars(value) -> str:
+    amount = Decimal(value or 0)
+    return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
 
 
 def _data_dir() -> Path:

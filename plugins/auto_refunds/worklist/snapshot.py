@@ -103,7 +103,7 @@ def _prune(folder: Path, current: str) -> None:
         if item.name.startswith("v") and item.name[1:].isdigit()
     )
     # A version stopped being current when the next one was written: its name's time.
-    for (_, item), (replaced_ns, _) in zip(versions, versions[1:]):
+    for (_, item), (replaced_ns, _) in zip(versions, versions[1:], strict=False):
         if item.name != current and now_ns - replaced_ns > _KEEP_REPLACED_SECONDS * 1e9:
             shutil.rmtree(item, ignore_errors=True)
     # Left over by a publish killed half way.

@@ -1,5 +1,6 @@
-// The worklist's only script: "select all" on a page of exceptions, and a confirmation before
-// resolving. The pages work without it.
+// The worklist's only script: "select all" on a page of exceptions, and a message instead of an
+// empty submission. The Airflow UI frames the pages in a sandbox without modals, so no alert()
+// or confirm(): they would return at once and block the form. The pages work without it.
 document.addEventListener("DOMContentLoaded", function () {
   var all = document.getElementById("select-all");
   if (all) {
@@ -8,11 +9,13 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
   var form = document.getElementById("resolve-form");
-  if (form) {
+  var message = document.getElementById("resolve-message");
+  if (form && message) {
     form.addEventListener("submit", function (event) {
-      var n = document.querySelectorAll('input[name="key"]:checked').length;
-      if (n === 0) { event.preventDefault(); alert("Select at least one exception first."); return; }
-      if (!confirm("Mark " + n + " exception(s) resolved?")) { event.preventDefault(); }
+      if (document.querySelectorAll('input[name="key"]:checked').length === 0) {
+        event.preventDefault();
+        message.textContent = "Select at least one exception first.";
+      }
     });
   }
 });
