@@ -161,8 +161,10 @@ class Reader:
         """View ``queue``: the exceptions of the dates with their resolution in force."""
         self._relation("exceptions", start, end)
         rows = resolutions.latest(self.data_dir, start, end)
-        table = pa.Table.from_pylist(
-            [dict(zip(resolutions.COLUMNS, row, strict=True)) for row in rows],
+        columns = list(zip(*rows, strict=True)) if rows else [[] for _ in resolutions.COLUMNS]
+        table = pa.Table.from_arrays(
+            [pa.array(values, type=f.type) for values, f in zip(columns, _RESOLUTION_SCHEMA,
+                                                                strict=True)],
             schema=_RESOLUTION_SCHEMA,
         )
         self.con.register("resolution_rows", table)
@@ -198,11 +200,11 @@ class Reader:
         )
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        options = {
-            "clients": self._distinct(view, "client_id"),
-        }
+        # The choices of the date range, whatever else is filtered: read without the join.
+        plain = "exceptions" if kind == "exceptions" else view
+        options = {"clients": self._distinct(plain, "client_id")}
         if kind == "exceptions":
-            options["reasons"] = self._distinct(view, "reason_code")
+            options["reasons"] = self._distinct(plain, "reason_code")
         return Page(rows, total_rows, total_amount, filters, options)
 
     def _distinct(self, view: str, column: str) -> list[str]:
@@ -276,8 +278,9 @@ class Reader:
         }
         exceptions_per_day = {
             (row[0], row[1]): row[2]
-            for row in one(f"select as_of_date, reason_code, count(*) from {queue} group by all")
-            .fetchall()
+            for row in one(
+                "select as_of_date, reason_code, count(*) from exceptions group by all"
+            ).fetchall()
         }
         return {
             "day": day,
