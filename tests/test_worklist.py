@@ -132,3 +132,23 @@ def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(workli
             if e["reason_code"] == back["reason_code"]][-2:] == [
         (earlier, "KEPT_AS_CREDIT"), (day, None)
     ]
+
+
+def test_the_plugin_imports_nothing_heavy_where_airflow_loads_it():
+    """Every Airflow component loads plugins; only the API server builds the app."""
+    import subprocess
+    import sys
+
+    from worklist_server import REPO
+
+    probe = (
+        "import sys, auto_refunds_worklist as p; "
+        "print(sorted(m for m in ('fastapi', 'duckdb', 'great_expectations', 'pandas', "
+        "'pyarrow', 'airflow.api_fastapi.core_api.security') if m in sys.modules)); "
+        "print(p.AutoRefundsWorklistPlugin.external_views[0]['name'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
+    ).stdout.split("\n")
+    assert out[:2] == ["[]", "Auto-Refunds"]
