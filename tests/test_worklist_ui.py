@@ -103,6 +103,15 @@ def test_a_resolution_posted_from_another_site_is_refused(server):
             headers={"Origin": "http://evil.example"},
         )
         assert answer.status_code == 403
+    with httpx.Client(base_url=server.url, timeout=30, headers=_bearer(server, "clerk")) as client:
+        nothing = client.post("/auto-refunds/exceptions/resolve", data={"resolution": "OTHER"})
+        assert nothing.status_code == 400 and "no exception selected" in nothing.text
+        unknown = client.post(
+            "/auto-refunds/exceptions/resolve",
+            data={"key": "2026-03-02|ELIGIBILITY|NOPE|CARD_EXPIRED|", "resolution": "OTHER",
+                  "note": "x"},
+        )
+        assert unknown.status_code == 400 and "no such exception" in unknown.text
 
 
 def _frame(page):

@@ -246,8 +246,8 @@ def create_app() -> FastAPI:
     def resolve(
         request: Request,
         user: Annotated[object, Depends(requires_resolver)],
-        key: Annotated[list[str], Form()],
-        resolution: Annotated[str, Form()],
+        key: Annotated[list[str] | None, Form()] = None,
+        resolution: Annotated[str, Form()] = "",
         note: Annotated[str, Form()] = "",
         back: Annotated[str, Form()] = "",
     ):
@@ -255,7 +255,7 @@ def create_app() -> FastAPI:
         from auto_refunds.worklist.queries import Reader
 
         try:
-            keys = [resolutions.ExceptionKey.decode(k) for k in key]
+            keys = [resolutions.ExceptionKey.decode(k) for k in key or []]
         except ValueError as error:
             raise HTTPException(400, str(error)) from None
         data_dir = _data_dir()
