@@ -321,7 +321,9 @@ class Reader:
         found = {}
         for name, order in (
             ("outcomes", "as_of_date"),
-            ("ledger_events", "as_of_date, refund_id"),
+            # States only move forward: SENT, then UNANSWERED, then an answer.
+            ("ledger_events", "as_of_date, refund_id, "
+             "case status when 'SENT' then 0 when 'UNANSWERED' then 1 else 2 end"),
             ("postings", "as_of_date, payment_id"),
         ):
             self._relation(name, start, end)
