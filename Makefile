@@ -21,12 +21,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 RUN_START ?= 2026-03-02
 RUN_DAYS ?= 4
 
-.PHONY: help setup run test lint bench airflow clean
+.PHONY: help setup run test test-ui lint bench airflow clean
 
 help:
 	@echo "make setup   create .venv and install the pinned requirements"
 	@echo "make run     generate sample data and run the daily DAG for $(RUN_DAYS) days"
 	@echo "make test    run the test suite"
+	@echo "make test-ui the worklist's tests alone (API server, Chromium; part of make test)"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   benchmark the daily DAG against a hand-written floor query"
 	@echo "make airflow start Airflow (standalone) on the embedded default"
@@ -48,6 +49,9 @@ run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+test-ui: $(INSTALLED)
+	$(BIN)/python -m pytest tests/test_worklist_ui.py tests/test_worklist.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check plugins dags tests benchmarks

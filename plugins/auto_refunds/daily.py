@@ -15,6 +15,7 @@ from auto_refunds.faults import crash_point
 from auto_refunds.refund_file import publish_refund_file
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect, replace_partition, transaction
+from auto_refunds.worklist import snapshot as worklist_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
                 )""",
                 {"as_of": as_of},
             )
+        worklist_snapshot.after_publish(con, settings.data_dir, as_of)
     result = Published(
         as_of_date=manifest.as_of_date,
         path=str(layout.refunds(as_of)),

@@ -22,6 +22,7 @@ from auto_refunds.faults import crash_point
 from auto_refunds.sensors import PaymentFileMissing, PaymentFileNotSettled, payment_file_ready
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect, replace_partition, scalar, transaction
+from auto_refunds.worklist import snapshot as worklist_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         crash_point("between_ledger_and_postings")
         staged.promote()
         postings_file.mark_delivered(con, as_of)
+        worklist_snapshot.after_publish(con, settings.data_dir, as_of)
         counts = dict(
             con.execute(
                 "select status, count(*) from marts.refund_ledger_transitions group by status"

@@ -1,0 +1,21 @@
+// The worklist's only script: "select all" on a page of exceptions, and a message instead of an
+// empty submission. The Airflow UI frames the pages in a sandbox without modals, so no alert()
+// or confirm(): they would return at once and block the form. The pages work without it.
+document.addEventListener("DOMContentLoaded", function () {
+  var all = document.getElementById("select-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll('input[name="key"]').forEach(function (box) { box.checked = all.checked; });
+    });
+  }
+  var form = document.getElementById("resolve-form");
+  var message = document.getElementById("resolve-message");
+  if (form && message) {
+    form.addEventListener("submit", function (event) {
+      if (document.querySelectorAll('input[name="key"]:checked').length === 0) {
+        event.preventDefault();
+        message.textContent = "Select at least one exception first.";
+      }
+    });
+  }
+});
