@@ -1,17 +1,27 @@
 """``make bench``: the whole daily DAG on generated data, beside the floor.
 
-    python benchmarks/bench_daily.py [--credits 1000000] [--transactions 4000000] [--rerun]
+    python benchmarks/bench_daily.py [--credits 1000000] [--transactions 4000000]
+        [--profile default|varied|both] [--runs 3] [--rerun] [--nights N]
 
-1. Generates the inputs once (cached under benchmarks/.cache) for one run date.
-2. Runs the floor, ``benchmarks/floor.sql``: the refund rules as one hand-written DuckDB query
-   over the same CSVs; the fastest of ``--floor-runs`` (3) counts.
-3. Runs ``airflow dags test auto_refunds D`` on a fresh warehouse: wall time, peak memory
-   (the largest resident set of the process tree), credits per second; checks that it picks the
-   same refunds as the floor.
-4. Runs a DAG of the same task ids with empty tasks: Airflow's own cost, which no pipeline of
-   this shape can go below.
-5. With ``--rerun``, times a rerun of the same date.
-6. Prints the figures, the ratio and every task's time. Targets: within 3x the floor, < 4 GB.
+1. Generates the inputs once (cached under benchmarks/.cache, git-ignored) for one run date, in
+   each data profile asked for: ``default`` (the demo's data, about 27% of credits due) and
+   ``varied`` (shaped like a practice's real data: about 40% due, many shared sales, malformed
+   lines scattered; ``sample_data.PROFILES``).
+2. For each of ``--runs`` runs (3; the median counts), on a fresh warehouse: the floor,
+   ``benchmarks/floor.sql`` (the refund rules as one hand-written DuckDB query over the same CSVs),
+   then ``airflow dags test auto_refunds D``: wall time, peak memory (the largest resident set of
+   the process tree); checks that it picks the same refunds as the floor.
+3. Runs a DAG of the same task ids with empty tasks, as many times: Airflow's own cost, which no
+   pipeline of this shape can go below. The DAG minus it is the work inside the tasks.
+4. With ``--rerun``, times a rerun of the same date.
+5. Prints the figures, the ratios and every task's time. Targets (issue 13): at 1M the work inside
+   the tasks within 3x the floor; at 10M the whole DAG within 2x, < 4 GB.
+
+With ``--nights N`` instead: the steady state. The first extract holds the card history, each later
+night's extract about 0.5% new transactions and 0.1% changed statuses, a full credit snapshot each
+night. Nights 0 to N run in order on one warehouse, each beside the floor over the same files (the
+floor reads every extract again; the DAG keeps what it typed). Targets: a late night within the
+floor, and within 1.2x night 2.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,22 +47,43 @@ from auto_refunds.layout import Layout  # noqa: E402
 
 DAY = dt.date(2026, 3, 2)
 FLOOR = """
-import duckdb, sys
+import duckdb, os, sys
 sql = open(sys.argv[1]).read()
 for name, value in zip(("$credits", "$transactions", "$client_rules", "$output"), sys.argv[2:6]):
-    sql = sql.replace(name, "'" + value + "'")
+    quoted = ["'" + part + "'" for part in value.split(os.pathsep)]
+    sql = sql.replace(name, "[" + ", ".join(quoted) + "]" if name == "$transactions" else quoted[0])
 sql = sql.replace("$as_of", "date '" + sys.argv[6] + "'")
 con = duckdb.connect(config={"memory_limit": "3GB"})
 con.execute(sql)
 """
 
 
-def inputs(credits: int, transactions: int) -> Path:
-    folder = REPO / "benchmarks" / ".cache" / f"data_{credits}_{transactions}"
-    if not (folder / "landing" / "imagineone" / f"credits_{DAY:%Y%m%d}.csv").exists():
-        print(f"Generating {credits:,} credits and {transactions:,} transactions (cached) ...")
+def inputs(credits: int, transactions: int, profile: str = "default", nights: int = 0) -> Path:
+    """The generated landing files, cached: the default profile's single date keeps the folder
+    name of earlier benchmarks."""
+    name = f"data_{credits}_{transactions}"
+    if profile != "default":
+        name += f"_{profile}"
+    if nights:
+        name += f"_nights{nights}"
+    folder = REPO / "benchmarks" / ".cache" / name
+    last = DAY + dt.timedelta(days=nights)
+    done = folder / ".complete"
+    # Earlier benchmarks left the default single date without the mark.
+    if not nights and profile == "default" and Layout(folder).credits(last).exists():
+        done.touch()
+    if not done.exists():
+        print(f"Generating {credits:,} credits and {transactions:,} transactions, profile "
+              f"{profile}, {nights + 1} day(s) (cached in {folder}) ...")
         started = time.perf_counter()
-        sample_data.generate(folder, sample_data.Spec(DAY, 1, credits, transactions, seed=7))
+        shutil.rmtree(folder, ignore_errors=True)
+        spec = sample_data.Spec(
+            DAY, nights + 1, credits, transactions, seed=7,
+            profile=sample_data.PROFILES[profile], steady=bool(nights),
+        )
+        sample_data.generate(folder, spec)
+        assert Layout(folder).credits(last).exists()
+        done.touch()
         print(f"  generated in {time.perf_counter() - started:.1f} s")
     return folder
 
@@ -79,10 +111,10 @@ def measured(command: list[str], env: dict) -> tuple[float, float, str]:
     return wall, peak_kb / 1024 / 1024, result.stdout + result.stderr
 
 
-def dags_test(dag_id: str, env: dict) -> tuple[float, float, str]:
-    """``airflow dags test`` of one run of D, measured; stops the benchmark if the run failed
+def dags_test(dag_id: str, env: dict, day: dt.date = DAY) -> tuple[float, float, str]:
+    """``airflow dags test`` of one run of ``day``, measured; stops the benchmark if the run failed
     (the command itself exits 0 either way)."""
-    wall, peak, log = measured(["airflow", "dags", "test", dag_id, DAY.isoformat()], env)
+    wall, peak, log = measured(["airflow", "dags", "test", dag_id, day.isoformat()], env)
     if dag_run_state(log, dag_id) != "success":
         sys.exit(f"The {dag_id} run did not succeed:\n{log[-5000:]}")
     return wall, peak, log
@@ -127,83 +159,188 @@ def task_durations(log: str) -> dict[str, float]:
     return durations
 
 
+def floor(landing: Layout, day: dt.date, output: Path, env: dict) -> tuple[float, float, str]:
+    """The floor over the credits of ``day`` and every extract up to it, measured."""
+    extracts = os.pathsep.join(str(path) for _, path in landing.transactions_up_to(day))
+    return measured(
+        [
+            sys.executable, "-c", FLOOR, str(REPO / "benchmarks" / "floor.sql"),
+            str(landing.credits(day)), extracts, str(landing.client_rules), str(output),
+            day.isoformat(),
+        ],
+        env,
+    )
+
+
+def fresh(work: Path, source: Path) -> dict:
+    """A new data folder (the inputs copied, nothing else) and Airflow home; their environment."""
+    shutil.rmtree(work, ignore_errors=True)
+    data = work / "data"
+    shutil.copytree(source / "landing", data / "landing")
+    env = {**os.environ, "AUTO_REFUNDS_DATA_DIR": str(data), "AIRFLOW_HOME": str(work / "airflow")}
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=env, check=True, capture_output=True,
+    )
+    return env
+
+
+def empty_dag_runs(work: Path, env: dict, runs: int) -> tuple[float, int]:
+    """Median wall time of the empty DAG, and its task count."""
+    folder = work / "empty_dags"
+    folder.mkdir(exist_ok=True)
+    (folder / "auto_refunds_empty_tasks.py").write_text(EMPTY_DAG)
+    walls, tasks = [], 0
+    for _ in range(runs):
+        wall, _, log = dags_test(
+            "auto_refunds_empty_tasks", {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder)}
+        )
+        walls.append(wall)
+        tasks = len(task_durations(log))
+    return statistics.median(walls), tasks
+
+
+def warehouse_counts(data: Path, day: dt.date) -> tuple[int, int]:
+    """(refunds due, quarantined rows) of ``day`` in the warehouse the DAG left."""
+    import duckdb
+
+    con = duckdb.connect(str(Layout(data).warehouse), read_only=True)
+    try:
+        due = con.execute(
+            "select count(*) from main.tickler_true_refunds_due where as_of_date = ?", [day]
+        ).fetchone()[0]
+        quarantined = con.execute("select count(*) from main.quarantine_rows").fetchone()[0]
+    finally:
+        con.close()
+    return due, quarantined
+
+
+def single_date(args: argparse.Namespace, profile: str, work: Path) -> dict:
+    source = inputs(args.credits, args.transactions, profile)
+    landing = Layout(source)
+    floors, dags, logs, peaks, same = [], [], [], [], True
+    for run in range(args.runs):
+        env = fresh(work / f"{profile}_{run}", source)
+        data = Path(env["AUTO_REFUNDS_DATA_DIR"])
+        floor_out = work / f"floor_{profile}_{run}.csv"
+        # The floor first: it also warms the page cache for both.
+        floor_wall, floor_peak, _ = floor(landing, DAY, floor_out, env)
+        dag_wall, dag_peak, log = dags_test("auto_refunds", env)
+        floors.append(floor_wall)
+        dags.append(dag_wall)
+        logs.append((dag_wall, log))
+        peaks.append((dag_peak, floor_peak))
+        refunds = Layout(data).refunds(DAY).read_text().splitlines()
+        same &= sorted(refunds) == sorted(floor_out.read_text().splitlines())
+        due, quarantined = warehouse_counts(data, DAY)
+        print(f"  {profile} run {run + 1}: DAG {dag_wall:.1f} s, floor {floor_wall:.1f} s, "
+              f"{due:,} refunds due ({due / args.credits:.0%}), {quarantined:,} rows quarantined")
+        if args.rerun and run == 0:
+            rerun_wall, _, _ = dags_test("auto_refunds", env)
+            print(f"  {profile} rerun of the same date: {rerun_wall:.1f} s")
+        if run < args.runs - 1:
+            shutil.rmtree(work / f"{profile}_{run}", ignore_errors=True)
+    median_log = sorted(logs, key=lambda item: item[0])[len(logs) // 2][1]
+    return {
+        "profile": profile,
+        "dag": statistics.median(dags),
+        "dags": dags,
+        "floor": statistics.median(floors),
+        "floors": floors,
+        "dag_peak": max(p[0] for p in peaks),
+        "floor_peak": max(p[1] for p in peaks),
+        "same": same,
+        "due": due,
+        "quarantined": quarantined,
+        "durations": task_durations(median_log),
+        "env": env,
+    }
+
+
+def report_single(args: argparse.Namespace, results: list[dict], empty: float, tasks: int) -> None:
+    print(f"\nInputs: {args.credits:,} credits, {args.transactions:,} transactions; median of "
+          f"{args.runs} run(s); the same {tasks} tasks, empty: {empty:.1f} s (median)")
+    print(f"{'profile':9}{'due':>7}{'DAG s':>8}{'floor s':>9}{'ratio':>7}{'in tasks':>10}"
+          f"{'ratio':>7}{'DAG GB':>8}{'floor GB':>9}  same refunds")
+    for r in results:
+        work = r["dag"] - empty
+        print(f"{r['profile']:9}{r['due'] / args.credits:7.0%}{r['dag']:8.1f}{r['floor']:9.1f}"
+              f"{r['dag'] / r['floor']:6.1f}x{work:10.1f}{work / r['floor']:6.1f}x"
+              f"{r['dag_peak']:8.2f}{r['floor_peak']:9.2f}  {'yes' if r['same'] else 'NO'}")
+        print(f"{'':9}runs: DAG {', '.join(f'{v:.1f}' for v in r['dags'])}; "
+              f"floor {', '.join(f'{v:.1f}' for v in r['floors'])}")
+    for r in results:
+        durations = r["durations"]
+        print(f"\n{r['profile']}: in tasks {sum(durations.values()):.1f} s "
+              f"(the median run). Tasks, slowest first:")
+        for task_id, seconds in sorted(durations.items(), key=lambda t: -t[1]):
+            print(f"  {task_id:55}{seconds:7.2f} s")
+
+
+def steady_state(args: argparse.Namespace, profile: str, work: Path) -> None:
+    source = inputs(args.credits, args.transactions, profile, args.nights)
+    landing = Layout(source)
+    env = fresh(work / "nights", source)
+    data = Path(env["AUTO_REFUNDS_DATA_DIR"])
+    empty, tasks = empty_dag_runs(work, env, args.runs)
+    print(f"\nSteady state, profile {profile}: {args.credits:,} credits a night; the first "
+          f"extract {args.transactions:,} transactions' history; the same {tasks} tasks, "
+          f"empty: {empty:.1f} s")
+    # "tasks s" sums the tasks' own times from the log: on a loaded machine the empty tasks,
+    # measured once, are a poor baseline for each night.
+    print(f"{'night':>5}{'extract MB':>11}{'DAG s':>8}{'tasks s':>9}{'floor s':>9}{'ratio':>7}"
+          f"{'tasks':>7}{'DAG GB':>8}{'due':>10}  slowest tasks")
+    nights = {}
+    for night in range(args.nights + 1):
+        day = DAY + dt.timedelta(days=night)
+        floor_wall, _, _ = floor(landing, day, work / "floor_night.csv", env)
+        dag_wall, dag_peak, log = dags_test("auto_refunds", env, day)
+        due, _ = warehouse_counts(data, day)
+        extract_mb = landing.transactions(day).stat().st_size / 1e6
+        nights[night] = (dag_wall, floor_wall)
+        durations = task_durations(log)
+        in_tasks = sum(durations.values())
+        slowest = sorted(durations.items(), key=lambda t: -t[1])[:3]
+        print(f"{night:5}{extract_mb:11.1f}{dag_wall:8.1f}{in_tasks:9.1f}"
+              f"{floor_wall:9.1f}{dag_wall / floor_wall:6.1f}x"
+              f"{in_tasks / floor_wall:6.1f}x{dag_peak:8.2f}{due:10,}  "
+              + ", ".join(f"{task} {seconds:.1f}" for task, seconds in slowest),
+              flush=True)
+    if args.nights >= 2:
+        base = nights[2][0]
+        for night in sorted({min(5, args.nights), args.nights}):
+            dag_wall, floor_wall = nights[night]
+            print(f"night {night}: {dag_wall / floor_wall:.2f}x the floor over the same files "
+                  f"(target <= 1), {dag_wall / base:.2f}x night 2 (target <= 1.2)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--credits", type=int, default=1_000_000)
     parser.add_argument("--transactions", type=int, default=4_000_000)
-    parser.add_argument("--floor-runs", type=int, default=3, help="the floor's best of N")
+    parser.add_argument("--profile", choices=["default", "varied", "both"], default="both")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each; the median counts")
     parser.add_argument(
         "--rerun", action="store_true",
         help="also time a rerun of the same date (extracts already typed, file unchanged)",
     )
+    parser.add_argument(
+        "--nights", type=int, default=0,
+        help="steady state: nights 0..N in order on one warehouse (profile varied unless given)",
+    )
     args = parser.parse_args()
+    profiles = ["default", "varied"] if args.profile == "both" else [args.profile]
 
-    source = inputs(args.credits, args.transactions)
-    landing = Layout(source)
     work = Path(tempfile.mkdtemp(prefix="auto-refunds-bench-"))
     try:
-        data = work / "data"
-        shutil.copytree(source / "landing", data / "landing")
-        env = {
-            **os.environ,
-            "AUTO_REFUNDS_DATA_DIR": str(data),
-            "AIRFLOW_HOME": str(work / "airflow"),
-        }
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=env, check=True, capture_output=True,
-        )
-
-        # The floor first: it also warms the page cache for both. Its time varies from run to run
-        # (docs/design.md#performance), so the fastest of --floor-runs is the floor (the harder
-        # target).
-        floor_out = work / "floor_refunds.csv"
-        floor_wall, floor_peak, _ = min(
-            measured(
-                [
-                    sys.executable, "-c", FLOOR, str(REPO / "benchmarks" / "floor.sql"),
-                    str(landing.credits(DAY)), str(landing.transactions(DAY)),
-                    str(landing.client_rules), str(floor_out), DAY.isoformat(),
-                ],
-                env,
-            )
-            for _ in range(args.floor_runs)
-        )
-        dag_wall, dag_peak, log = dags_test("auto_refunds", env)
-        empty_dags = work / "empty_dags"
-        empty_dags.mkdir()
-        (empty_dags / "auto_refunds_empty_tasks.py").write_text(EMPTY_DAG)
-        empty_wall, _, empty_log = dags_test(
-            "auto_refunds_empty_tasks", {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(empty_dags)}
-        )
-        refunds = Layout(data).refunds(DAY)
-        same = sorted(refunds.read_text().splitlines()) == sorted(
-            floor_out.read_text().splitlines()
-        )
-
-        print(f"\nInputs: {args.credits:,} credits, {args.transactions:,} transactions")
-        print(f"{'':28}{'wall s':>9}{'peak GB':>9}{'credits/s':>12}")
-        for label, wall, peak in (
-            ("whole daily DAG", dag_wall, dag_peak),
-            ("floor (one query)", floor_wall, floor_peak),
-        ):
-            print(f"{label:28}{wall:9.1f}{peak:9.2f}{args.credits / wall:12,.0f}")
-        print(f"ratio DAG / floor: {dag_wall / floor_wall:.1f}x (target 3x); "
-              f"peak {dag_peak:.2f} GB (target < 4 GB)")
-        print(f"same refunds as the floor: {'yes' if same else 'NO'}")
-        if args.rerun:
-            rerun_wall, rerun_peak, _ = dags_test("auto_refunds", env)
-            print(f"{'rerun of the same date':28}{rerun_wall:9.1f}{rerun_peak:9.2f}")
-        print(f"the same {len(task_durations(empty_log))} tasks, empty: {empty_wall:.1f} s, so the "
-              f"work itself is {(dag_wall - empty_wall) / floor_wall:.1f}x the floor")
-        durations = task_durations(log)
-        in_tasks = sum(durations.values())
-        print(f"\nIn tasks {in_tasks:.1f} s; Airflow start-up and hand-overs "
-              f"{dag_wall - in_tasks:.1f} s. Tasks, slowest first:")
-        for task_id, seconds in sorted(durations.items(), key=lambda t: -t[1]):
-            print(f"  {task_id:55}{seconds:7.2f} s")
-        if not same:
-            sys.exit(1)
+        if args.nights:
+            steady_state(args, "varied" if args.profile == "both" else args.profile, work)
+            return
+        results = [single_date(args, profile, work) for profile in profiles]
+        empty, tasks = empty_dag_runs(work, results[-1]["env"], args.runs)
+        report_single(args, results, empty, tasks)
+        if not all(r["same"] for r in results):
+            sys.exit("The DAG did not pick the floor's refunds")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from auto_refunds import decision, landing, ledger, models, postings_file
 from auto_refunds.faults import crash_point
@@ -45,7 +46,9 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
             if not layout.transactions(as_of).is_file():
                 raise landing.InputFileError(f"{layout.transactions(as_of)}: file not found")
             transactions = [
-                landing.land(con, landing.TRANSACTIONS, path, file_date)
+                landing.land(
+                    con, landing.TRANSACTIONS, path, file_date, _known_print(con, path)
+                )
                 for file_date, path in layout.transactions_up_to(as_of)
             ]
             recovered = ledger.sync_published_files(con, layout)
@@ -56,6 +59,38 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     summary["refunds_recovered_into_ledger"] = recovered
     log.info("Extract for %s: %s", as_of, summary)
     return summary
+
+
+def _known_print(con, path: Path) -> landing.Fingerprint:
+    """The extract's fingerprint, hashed again only when the file on disk is not the one hashed
+    before: same size, modification and change times, inode (as rsync and git decide). The first
+    extract holds the whole card history: hashing it every night would grow each night's cost.
+
+    Recorded inside the extract's transaction; the typing hashes a file again when it types it.
+    """
+    # Taken before hashing: a file written while it is hashed is hashed again next time.
+    st = path.stat()
+    stats = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    known = con.execute(
+        """
+        select stats.sha256, stats.valid_utf8
+        from landing.file_stats as stats
+        inner join landing.files as files
+            on stats.source_file = files.source_file and stats.sha256 = files.sha256
+        where stats.source_file = ?
+            and stats.size_bytes = ? and stats.mtime_ns = ? and stats.ctime_ns = ?
+            and stats.inode = ?
+        """,
+        [path.name, *stats],
+    ).fetchone()
+    if known is not None:
+        return landing.Fingerprint(known[0], known[1])
+    printed = landing.fingerprint(path)
+    con.execute(
+        "insert or replace into landing.file_stats values (?, ?, ?, ?, ?, ?, ?)",
+        [path.name, *stats, printed.sha256, printed.valid_utf8],
+    )
+    return printed
 
 
 def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:

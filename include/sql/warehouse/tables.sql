@@ -21,6 +21,20 @@ create table if not exists landing.files (
 
 alter table landing.files add column if not exists valid_utf8 boolean default true;
 
+-- What a registered ImaginePay extract looked like on disk when it was hashed: an extract whose
+-- size, modification and change times and inode are all the same is not hashed again (every
+-- extract up to D is registered each night, and the first holds the whole card history). The
+-- typing hashes a file again whenever it types it.
+create table if not exists landing.file_stats (
+    source_file varchar primary key,
+    size_bytes bigint not null,
+    mtime_ns hugeint not null,
+    ctime_ns hugeint not null,
+    inode hugeint not null,
+    sha256 varchar not null,
+    valid_utf8 boolean not null
+);
+
 -- ImaginePay extracts typed so far, by content and by version of the staging model (sha256
 -- of its SQL and macros): staging.stg_imaginepay__transactions keeps their typed lines, and a
 -- file is typed again only when either changes. Its lines are never copied in (landing.py).

@@ -56,12 +56,38 @@ CLIENT_COUNT = 6
 
 
 @dataclass(frozen=True)
+class Profile:
+    """How the credits meet the card history. The default is the demo's data; ``varied`` is shaped
+    like a practice's real data (issue 13): most credits from recent sales, so about 45% are
+    due, many credits sharing one sale, and malformed lines scattered through the extract."""
+
+    # Credits pointing at a busy sale shared with two others.
+    shared: float = 0.05
+    # Credits whose sale is drawn from the settled sales of enrolled clients in the last
+    # ``recent_days`` (a practice that turned auto-refunds on sends most of the credits).
+    recent: float = 0.0
+    recent_days: int = 60
+    # Lines of the first extract with a malformed amount (quarantined), besides the few at the end.
+    malformed: float = 0.0
+
+
+PROFILES = {
+    "default": Profile(),
+    "varied": Profile(shared=0.30, recent=0.95, malformed=0.001),
+}
+
+
+@dataclass(frozen=True)
 class Spec:
     start: dt.date
     days: int
     credits: int
     transactions: int
     seed: int
+    profile: Profile = Profile()
+    # A year in production: the first extract holds the card history, each later one about 0.5%
+    # new transactions and 0.1% changed statuses (pending sales settled), over the first.
+    steady: bool = False
 
     @property
     def history_sales(self) -> int:
@@ -69,6 +95,8 @@ class Spec:
 
     @property
     def daily_sales(self) -> int:
+        if self.steady:
+            return max(3, round(self.transactions * 0.005))
         return max(3, round(self.transactions * 0.14 / self.days))
 
     @property
@@ -179,6 +207,12 @@ def _sales(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
 
 def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
     """Every transaction row, by the day of the extract that carries it."""
+    # Steady: about 4% of the history is pending and 60% of it settles, 24 nights' worth.
+    settle_day = (
+        "2 + pick(i, 'settle', 24)"
+        if spec.steady
+        else f"least({spec.days}, file_day + 1 + pick(i, 'settle', 2))"
+    )
     con.execute(
         f"""
         create or replace table transaction_rows as
@@ -193,7 +227,7 @@ def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
         -- Pending sales settle on a later day: the same txn_id again, in a later extract.
         settled_later as (
             select
-                least({spec.days}, file_day + 1 + pick(i, 'settle', 2)) as file_day,
+                {settle_day} as file_day,
                 txn_id, client_id, account_id, 'SALE' as txn_type, null, null, amount,
                 txn_date, 'SETTLED' as status, card_type, cvm, card_exp, card_token, card_last4,
             from sales
@@ -224,22 +258,47 @@ def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
         select * from refunds
         """
     )
+    if spec.steady:
+        con.execute(f"delete from transaction_rows where file_day > {spec.days}")
 
 
 def _credits(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
     """The pool of credits; the snapshot of day d holds a window of it."""
     pool = spec.credits + spec.credit_step * (spec.days - 1)
+    profile = spec.profile
+    recent, recent_pick = "", ""
+    if profile.recent:
+        # Numbered so that a credit can draw one of them uniformly.
+        recent = f"""
+        recent as (
+            select row_number() over (order by i) - 1 as k, i
+            from sales
+            where file_day = 1 and status = 'SETTLED' and client_id not in ('CL004', 'CL006')
+                and txn_date >= getvariable('start_date') - {profile.recent_days}
+        ),
+        recent_count as (select count(*) as n from recent),"""
+        # Shared sales among them too: three credits to a key.
+        recent_pick = f"""
+                    when rnd(j, 'recent') < {profile.recent} then (
+                        select recent.i from recent
+                        where recent.k = pick(
+                            case when rnd(j, 'shared') < {profile.shared} then j // 3 else j end,
+                            'recent_sale',
+                            (select n from recent_count)
+                        )
+                    )"""
     con.execute(
         f"""
         create or replace table credit_pool as
-        with
+        with{recent}
         drawn as (
             select
                 j,
                 'CR' || lpad(j::varchar, 10, '0') as credit_id,
-                -- A third of the credits point at a busy sale shared with others.
-                case
-                    when rnd(j, 'shared') < 0.05 then pick(j // 3, 'sale', {spec.history_sales})
+                -- Some credits point at a busy sale shared with others.
+                case{recent_pick}
+                    when rnd(j, 'shared') < {profile.shared}
+                        then pick(j // 3, 'sale', {spec.history_sales})
                     else pick(j, 'sale', {spec.history_sales})
                 end as sale_i,
                 rnd(j, 'kind') as kind,
@@ -331,9 +390,17 @@ def generate(out: Path, spec: Spec) -> list[dt.date]:
 
         days = [spec.start + dt.timedelta(days=d) for d in range(spec.days)]
         for index, day in enumerate(days):
+            columns = ", ".join(TRANSACTIONS_HEADER)
+            if spec.profile.malformed and index == 0:
+                # Only in the first extract, on ids no later extract repeats as the latest.
+                columns = columns.replace(
+                    "amount",
+                    f"case when rnd(txn_id, 'malformed') < {spec.profile.malformed} "
+                    "then amount::varchar || 'x' else amount::varchar end as amount",
+                )
             _copy(
                 con,
-                f"select {', '.join(TRANSACTIONS_HEADER)} from transaction_rows "
+                f"select {columns} from transaction_rows "
                 f"where file_day = {index + 1} order by txn_id",
                 layout.transactions(day),
             )
