@@ -110,3 +110,42 @@ def test_the_help_says_which_columns_are_skipped(capsys):
         cli.main(["scan-card-numbers", "--help"])
     out = capsys.readouterr().out
     assert "*_id" in out and "merchant_reference" in out and "source_file" in out
+
+
+def test_ids_are_skipped_in_landed_lines_csv_outputs_and_parquet_files(clean, capsys):
+    settings, outbox, _ = clean
+    with connect(settings) as con:
+        # As landing keeps them: the id as it is, every other field masked.
+        con.execute(
+            "insert into landing.imagineone__credits values ('credits_20260105.csv', ?, 2, ?)",
+            [D, f"{DIGITS},CL1,A1,10.00,2026-01-04"],
+        )
+    outbox.write_text(f"refund_id,credit_id,card_token\nAR1,{DIGITS},tok_abc\n")
+    worklist = settings.data_dir / "worklist"
+    worklist.mkdir()
+    with connect(settings) as con:
+        con.execute(
+            f"copy (select '{DIGITS}' as credit_id, 'fine' as reason_detail) "
+            f"to '{worklist / 'clean.parquet'}' (format parquet)"
+        )
+    assert scan(capsys) == (0, "no card number\n")
+
+    with connect(settings) as con:
+        con.execute(
+            "insert into landing.imagineone__credits values ('credits_20260105.csv', ?, 3, ?)",
+            [D, f"C2,CL1,A1,{CARD},2026-01-04"],
+        )
+        con.execute(
+            f"copy (select 'C3' as credit_id, 'sale {CARD}' as reason_detail) "
+            f"to '{worklist / 'leak.parquet'}' (format parquet)"
+        )
+    code, out = scan(capsys)
+    assert code == 1
+    lines = out.splitlines()
+    assert (
+        "landing.imagineone__credits.raw_line [credits_20260105.csv:3]: "
+        "C2,CL1,A1,************1111,2026-01-04"
+    ) in lines
+    leak = worklist / "leak.parquet"
+    assert f"{leak}.reason_detail [credit_id=C3]: sale ************1111" in lines
+    assert lines[-1] == "2 card number(s) found in 2 place(s)"

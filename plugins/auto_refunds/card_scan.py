@@ -10,7 +10,9 @@ a long number that happens to pass Luhn): columns whose name ends in ``_id``, an
 ``merchant_reference`` and ``source_file``. Everything else is cast to text and checked with
 the warehouse's own ``has_card_number`` macro (include/sql/warehouse/card_numbers.sql). The
 lines of the landing tables keep their identifier fields too: a line found there is split
-with Python's own CSV reader (not the warehouse's parser) and only its other fields count.
+with Python's own CSV reader (not the warehouse's parser) and only its other fields count; so
+are the lines of a CSV file under the data root, by its header. A Parquet file (the worklist's
+snapshots) is read as a table.
 """
 
 from __future__ import annotations
@@ -75,13 +77,48 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _row_key(columns: list[str]) -> str:
+def _row_key(columns: list[str], row_number: str) -> str:
     if "source_file" in columns and "line_number" in columns:
         return "source_file || ':' || line_number"
     ids = [name for name in columns if name.lower().endswith("_id")]
     if ids:
         return f"'{ids[0]}=' || {_quoted(ids[0])}"
-    return "'rowid=' || rowid"
+    return f"'row=' || {row_number}"
+
+
+def _macros(con, sql_dir: Path) -> None:
+    # A read-only database takes no macro of its own: temporary ones live in the session.
+    macros = (sql_dir / "warehouse" / "card_numbers.sql").read_text()
+    con.execute(macros.replace("create or replace macro", "create or replace temp macro"))
+
+
+def _scan_relation(
+    con,
+    relation: str,
+    place: str,
+    source: Source | None = None,
+    row_number: str = "rowid",
+) -> Iterator[Finding]:
+    """Every value of ``relation`` (a table, or a file read by DuckDB) holding a card number,
+    but in its id columns; in the landed lines of ``source``, but in their id fields."""
+    columns = [row[0] for row in con.execute(f"describe select * from {relation}").fetchall()]
+    scanned = [name for name in columns if not is_id_column(name) and name != row_number]
+    if not scanned:
+        return
+    values = [f"{_quoted(name)}::varchar" for name in scanned]
+    rows = con.execute(
+        f"select {_row_key(columns, row_number)}, {', '.join(values)} from {relation} "
+        f"where {' or '.join(f'has_card_number({value})' for value in values)}"
+    ).fetchall()
+    for key, *row in rows:
+        for name, value in zip(scanned, row, strict=True):
+            if value is None or not card_numbers.contains(value):
+                continue
+            if source is None or name != "raw_line" or (
+                _landed_line_holds_card_number(source, value)
+            ):
+                where = card_numbers.mask(str(key))
+                yield Finding(f"{place}.{name}", where, card_numbers.mask(value))
 
 
 def scan_warehouse(path: Path, sql_dir: Path) -> Iterator[Finding]:
@@ -92,42 +129,34 @@ def scan_warehouse(path: Path, sql_dir: Path) -> Iterator[Finding]:
     landed = {source.table: source for source in SOURCES.values() if source.table}
     con = duckdb.connect(str(path), read_only=True)
     try:
-        # A read-only database takes no macro of its own: temporary ones live in the session.
-        macros = (sql_dir / "warehouse" / "card_numbers.sql").read_text()
-        con.execute(macros.replace("create or replace macro", "create or replace temp macro"))
+        _macros(con, sql_dir)
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' and table_catalog = current_database() "
             "order by all"
         ).fetchall()
         for schema, table in tables:
-            columns = [
-                name
-                for (name,) in con.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = ? and table_name = ? order by ordinal_position",
-                    [schema, table],
-                ).fetchall()
-            ]
-            scanned = [name for name in columns if not is_id_column(name)]
-            if not scanned:
-                continue
-            values = [f"{_quoted(name)}::varchar" for name in scanned]
-            rows = con.execute(
-                f"select {_row_key(columns)}, {', '.join(values)} "
-                f"from {_quoted(schema)}.{_quoted(table)} "
-                f"where {' or '.join(f'has_card_number({value})' for value in values)}"
-            ).fetchall()
-            source = landed.get(f"{schema}.{table}")
-            for key, *row in rows:
-                for name, value in zip(scanned, row, strict=True):
-                    if value is None or not card_numbers.contains(value):
-                        continue
-                    if source is None or name != "raw_line" or (
-                        _landed_line_holds_card_number(source, value)
-                    ):
-                        where = card_numbers.mask(str(key))
-                        yield Finding(f"{schema}.{table}.{name}", where, card_numbers.mask(value))
+            yield from _scan_relation(
+                con,
+                f"{_quoted(schema)}.{_quoted(table)}",
+                f"{schema}.{table}",
+                landed.get(f"{schema}.{table}"),
+            )
+    finally:
+        con.close()
+
+
+def scan_parquet(path: Path, sql_dir: Path) -> Iterator[Finding]:
+    """A Parquet file (the worklist's snapshots) is read as the table it holds: its bytes are
+    compressed, so a scan of its lines would see nothing."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        _macros(con, sql_dir)
+        literal = "'" + str(path).replace("'", "''") + "'"
+        relation = f"read_parquet({literal}, file_row_number = true)"
+        yield from _scan_relation(con, relation, str(path), row_number="file_row_number")
     finally:
         con.close()
 
@@ -192,7 +221,10 @@ def scan(settings: Settings, logs: Iterable[Path] = ()) -> Iterator[Finding]:
         for path in _files(folder, inputs if folder == root else ()):
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                yield from scan_file(path)
+                if path.suffix == ".parquet":
+                    yield from scan_parquet(path, settings.sql_dir)
+                else:
+                    yield from scan_file(path)
 
 
 def run(settings: Settings, logs: Iterable[Path] = ()) -> int:
