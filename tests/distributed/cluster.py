@@ -15,6 +15,7 @@ would), whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -145,42 +146,35 @@ class Cluster:
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, **kw) -> Process:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(log, "ab")
-        popen = subprocess.Popen(
-            argv,
-            env=env if env is not None else self.env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            # Its own process group: stopping it takes its children too, as a container stop.
-            start_new_session=True,
-            **kw,
-        )
-        handle.close()
+        with open(log, "ab") as handle:
+            popen = subprocess.Popen(
+                argv,
+                env=env if env is not None else self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: stopping it takes its children too, as a container stop.
+                start_new_session=True,
+                **kw,
+            )
         process = Process(name, popen, log)
         self.processes.append(process)
         return process
 
     def kill(self, process: Process, sig: int = signal.SIGKILL) -> None:
         """Signal the process group of ``process`` (its pid is the group's id)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, process: Process, grace: float = 20) -> None:
         if process.popen.poll() is None:
             self.kill(process, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of its group (a pool child, a task process) goes too.
         self.kill(process, signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.popen.wait(10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def stop_all(self) -> None:
         # Airflow first, then the broker and the database they use.
@@ -284,7 +278,9 @@ class Cluster:
         }
         home = self.root / "airflow-home"
         home.mkdir()
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTO_REFUNDS"))}
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AUTO_REFUNDS"))
+        }
         self.env = {
             **base,
             **read_env_file(),
@@ -317,7 +313,8 @@ class Cluster:
         env = self.env
         if argv[:2] == ["celery", "worker"]:
             # Each worker serves its logs on a port of its own (a container has its own).
-            env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(self.ports))}
+            port = free_port(self.ports)
+            env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
         return self.start(name, ["airflow", *argv], env=env)
 
     @property
@@ -374,7 +371,9 @@ class Api:
         with urllib.request.urlopen(request, timeout=30) as response:
             self.token = json.load(response)["access_token"]
 
-    def call(self, method: str, path: str, body: dict | None = None, accept: str = "application/json"):
+    def call(
+        self, method: str, path: str, body: dict | None = None, accept: str = "application/json"
+    ):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             f"{self.base_url}/api/v2{path}",
