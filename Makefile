@@ -21,13 +21,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 RUN_START ?= 2026-03-02
 RUN_DAYS ?= 4
 
-.PHONY: help setup run test test-ui lint bench airflow clean
+.PHONY: help setup run test test-ui test-distributed lint bench airflow clean
 
 help:
 	@echo "make setup   create .venv and install the pinned requirements"
 	@echo "make run     generate sample data and run the daily DAG for $(RUN_DAYS) days"
 	@echo "make test    run the test suite"
 	@echo "make test-ui the worklist's tests alone (API server, Chromium; part of make test)"
+	@echo "make test-distributed  docker-compose.yaml's topology as processes (PostgreSQL, Redis, Celery)"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   benchmark the daily DAG against a hand-written floor query"
 	@echo "make airflow start Airflow (standalone) on the embedded default"
@@ -52,6 +53,12 @@ test: $(INSTALLED)
 
 test-ui: $(INSTALLED)
 	$(BIN)/python -m pytest tests/test_worklist_ui.py tests/test_worklist.py
+
+# docker-compose.yaml's topology as local processes, driven through the REST API and the CLI
+# (tests/distributed/). Needs the PostgreSQL 15 server and Redis: installed when missing (root).
+test-distributed: $(INSTALLED)
+	bash tests/distributed/prerequisites.sh
+	$(BIN)/python -m pytest -m distributed tests/distributed -x -s
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check plugins dags tests benchmarks

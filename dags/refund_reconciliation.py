@@ -36,10 +36,12 @@ from auto_refunds.assets import REFUND_FILE
 from auto_refunds.deployment import AS_OF_DATE_PARAM, DEFAULT_ARGS
 from auto_refunds.models import RECONCILIATION_MODELS
 
-# Read at parse time, cheaply: the sensor's timeout is part of the task's definition.
+# Read at parse time, cheaply: the sensor's timeout and poke interval are part of the task's
+# definition.
 PAYMENT_FILE_TIMEOUT = dt.timedelta(
     hours=float(os.environ.get("AUTO_REFUNDS_PAYMENT_FILE_TIMEOUT_HOURS") or 24)
 )
+PAYMENT_FILE_POKE_SECONDS = float(os.environ.get("AUTO_REFUNDS_PAYMENT_FILE_POKE_SECONDS") or 300)
 
 
 @dag(
@@ -57,7 +59,7 @@ PAYMENT_FILE_TIMEOUT = dt.timedelta(
 )
 def refund_reconciliation():
     @task.sensor(
-        poke_interval=300,
+        poke_interval=PAYMENT_FILE_POKE_SECONDS,
         timeout=PAYMENT_FILE_TIMEOUT.total_seconds(),
         mode="reschedule",
     )

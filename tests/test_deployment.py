@@ -1,9 +1,11 @@
 """docker-compose.yaml, .env.example, the Dockerfile and the requirements, checked by parsing
-them (no Docker engine here)."""
+them (no Docker engine here; `make test-distributed` runs the same topology as processes)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,31 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",
+    "airflow-worker-default": "celery worker",
 }
+SHARED_ENV = REPO / "deploy" / "airflow.env"
+
+
+def _load_cluster():
+    """tests/distributed/cluster.py, the process form of the topology."""
+    spec = importlib.util.spec_from_file_location(
+        "distributed_cluster", REPO / "tests" / "distributed" / "cluster.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+cluster = _load_cluster()
+
+
+def service_env(service: dict) -> dict[str, str]:
+    """What a service's processes see: its env_file, then its environment (compose's order)."""
+    env = {}
+    for path in service.get("env_file", []):
+        env |= cluster.read_env_file(REPO / path)
+    return env | {k: str(v) for k, v in service["environment"].items()}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +77,7 @@ def test_airflow_services_run_the_project_image_and_commands(compose):
         service = compose["services"][name]
         assert service["build"] == "."
         assert service["command"].startswith(command), name
-        env = service["environment"]
+        env = service_env(service)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
@@ -79,11 +105,20 @@ def dagbag():
 
 
 def test_one_worker_serves_the_warehouse_queue_one_task_at_a_time(compose, dagbag):
-    workers = [s for s in compose["services"].values() if "celery worker" in str(s.get("command"))]
-    assert len(workers) == 1
-    command = workers[0]["command"]
+    workers = {
+        name: s["command"]
+        for name, s in compose["services"].items()
+        if "celery worker" in str(s.get("command"))
+    }
+    serving = [c for c in workers.values() if re.search(rf"--queues \S*\b{WAREHOUSE_QUEUE}\b", c)]
+    assert len(serving) == 1 and len(workers) == 2
+    command = serving[0]
     assert re.search(rf"--queues {WAREHOUSE_QUEUE}(\s|$)", command)
     assert re.search(r"--concurrency 1(\s|$)", command)
+    # The other worker serves Airflow's default queue, which no Auto-Refunds task is routed to.
+    assert re.search(r"--queues default(\s|$)", workers["airflow-worker-default"])
+    # Two workers on one host (make test-distributed) need their own node names.
+    assert len({re.search(r"--celery-hostname (\S+)", c)[1] for c in workers.values()}) == 2
     assert DEFAULT_ARGS["queue"] == WAREHOUSE_QUEUE
     assert set(dagbag.dag_ids) == {"auto_refunds", "refund_reconciliation"}
     for dag in dagbag.dags.values():
@@ -93,10 +128,60 @@ def test_one_worker_serves_the_warehouse_queue_one_task_at_a_time(compose, dagba
         }
 
 
-def test_the_init_service_migrates_and_creates_the_user(compose):
+def test_the_init_service_migrates_and_writes_the_admin_password(compose):
     init = compose["services"]["airflow-init"]
     assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
-    assert init["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    assert init["environment"]["ADMIN_PASSWORD"].startswith("${AIRFLOW_ADMIN_PASSWORD:?")
+    passwords = service_env(init)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    script = "\n".join(init["command"])
+    assert f"> {passwords}" in script and f"chmod 600 {passwords}" in script
+    assert service_env(init)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "airflow:admin"
+    # The API server reads the file the init service wrote.
+    volumes = compose["services"]["airflow-apiserver"]["volumes"]
+    assert f"airflow-auth:{Path(passwords).parent}" in volumes
+
+
+# -- one topology, two forms: docker-compose.yaml and make test-distributed ------------------
+
+
+def test_both_forms_read_the_shared_settings_and_compose_overrides_none(compose):
+    shared = cluster.read_env_file(SHARED_ENV)
+    assert cluster.SHARED_ENV_FILE == SHARED_ENV
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        service = compose["services"][name]
+        assert service["env_file"] == ["deploy/airflow.env"], name
+        assert not set(service["environment"]) & set(shared), name
+    # No secret in the shared file: they come from .env.
+    assert not [k for k in shared if re.search(r"SECRET|PASSWORD|FERNET|CONN|BROKER", k)]
+
+
+def test_both_forms_set_the_same_per_deployment_settings(compose):
+    compose_env = set(compose["services"]["airflow-scheduler"]["environment"])
+    local = cluster.deployment_env(
+        pg_port=1, pg_password="p", redis_port=2, redis_password="r", api_port=3,
+        secrets_={"fernet": "f", "jwt": "j", "api": "a"}, passwords_file=Path("/x"),
+        data_dir=Path("/d"),
+    )
+    assert set(local) == compose_env
+    # What only the process form adds: ports and homes a container has to itself, and short
+    # waits that are settings of Airflow or of the product, none of them a deployment setting.
+    assert not set(cluster.LOCAL_ONLY) & (compose_env | set(cluster.read_env_file()))
+    assert not set(cluster.TEST_TUNING) & (compose_env | set(cluster.read_env_file()))
+    assert all(k.startswith(("AUTO_REFUNDS_PAYMENT_FILE_", "AIRFLOW__SCHEDULER__TASK_INSTANCE_"))
+               for k in cluster.TEST_TUNING)
+    for secret, value in {"fernet": "f", "jwt": "j", "api": "a"}.items():
+        assert value in local.values(), secret
+
+
+def test_both_forms_run_the_same_services_with_the_same_commands(compose):
+    services = cluster.airflow_services()
+    assert set(services) == set(AIRFLOW_SERVICES)
+    for name, argv in services.items():
+        assert " ".join(argv) == compose["services"][name]["command"]
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^test-distributed:", makefile, re.M)
+    assert "make test-distributed" in (REPO / ".ci" / "run").read_text()
 
 
 def test_the_image_is_the_pinned_airflow_with_our_requirements():
@@ -177,14 +262,14 @@ def test_the_secrets_reach_the_services_that_need_them():
         )
         assert (
             env["AIRFLOW__CELERY__RESULT_BACKEND"]
-            == f"db+postgresql://airflow:{pg}@postgres/airflow"
+            == f"db+postgresql+psycopg2://airflow:{pg}@postgres/airflow"
         )
         assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{redis}@redis:6379/0"
         assert env["AIRFLOW__CORE__FERNET_KEY"] == GENERATED["AIRFLOW_FERNET_KEY"]
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == GENERATED["AIRFLOW_JWT_SECRET"]
         assert env["AIRFLOW__API__SECRET_KEY"] == GENERATED["AIRFLOW_API_SECRET_KEY"]
     init_env = services["airflow-init"]["environment"]
-    assert init_env["_AIRFLOW_WWW_USER_PASSWORD"] == GENERATED["AIRFLOW_ADMIN_PASSWORD"]
+    assert init_env["ADMIN_PASSWORD"] == GENERATED["AIRFLOW_ADMIN_PASSWORD"]
 
 
 def test_the_api_server_is_published_on_loopback_by_default():
