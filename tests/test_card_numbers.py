@@ -245,14 +245,19 @@ AIRFLOW_TASK_LOGGING = textwrap.dedent(
 )
 
 
-def test_install_log_filter_masks_what_an_airflow_task_logs():
-    result = subprocess.run(
-        [sys.executable, "-c", AIRFLOW_TASK_LOGGING],
+def run_python(script: str) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter, as a task process runs, with the project importable."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         check=True,
         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
     )
+
+
+def test_install_log_filter_masks_what_an_airflow_task_logs():
+    result = run_python(AIRFLOW_TASK_LOGGING)
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     events = {line["event"]: line for line in lines}
     # Installed after this line: it shows what the filter is for.
@@ -286,13 +291,7 @@ PRINTING_TASK = textwrap.dedent(
 
 
 def test_what_a_task_prints_is_masked():
-    result = subprocess.run(
-        [sys.executable, "-c", PRINTING_TASK],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
-    )
+    result = run_python(PRINTING_TASK)
     out, err = result.stdout, result.stderr
     # Printed before the streams were wrapped: it shows what the wrapping is for.
     assert "before install 4111111111111111\n" in out

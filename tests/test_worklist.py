@@ -8,7 +8,7 @@ import sqlite3
 import stat
 
 import pytest
-from worklist_server import data_env, make_worklist
+from worklist_server import data_env, small_worklist
 
 from auto_refunds.worklist import resolutions, snapshot
 from auto_refunds.worklist.queries import Filters, Reader
@@ -16,10 +16,7 @@ from auto_refunds.worklist.queries import Filters, Reader
 
 @pytest.fixture(scope="module")
 def worklist(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("worklist") / "data"
-    data_dir.mkdir()
-    dates = make_worklist(data_dir, days=3, run_days=2)
-    return data_dir, dates
+    return small_worklist(tmp_path_factory)
 
 
 def _open(reader: Reader, day: dt.date, **filters) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from worklist_server import REPO, ApiServer, data_env, make_worklist
+from worklist_server import REPO, ApiServer, data_env, small_worklist
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "test-output" / "worklist"
@@ -42,10 +42,7 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def worklist(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("worklist") / "data"
-    data_dir.mkdir()
-    dates = make_worklist(data_dir, days=3, run_days=2)
-    return data_dir, dates
+    return small_worklist(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -123,3 +123,10 @@ class ApiServer:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def small_worklist(tmp_path_factory) -> tuple[Path, list[dt.date]]:
+    """A data root with three days of sample data, two of them run: (data_dir, dates)."""
+    data_dir = tmp_path_factory.mktemp("worklist") / "data"
+    data_dir.mkdir()
+    return data_dir, make_worklist(data_dir, days=3, run_days=2)
