@@ -23,7 +23,8 @@ SECRETS = (
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_FERNET_KEY",
 )
-DEV_TOOLS = ("pytest", "hypothesis", "ruff", "sqlfluff")
+# playwright drives Debian's Chromium in the worklist's browser test.
+DEV_TOOLS = ("pytest", "hypothesis", "ruff", "sqlfluff", "playwright")
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",
