@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,19 +58,29 @@ def is_id_column(name: str) -> bool:
     return is_identifier(name) or name.lower() in ID_COLUMNS
 
 
-def _landed_line_holds_card_number(source: Source, line: str) -> bool:
-    """Whether a landed line holds a card number outside the fields landing keeps as they are.
-    A line that is not one record of the header's width was landed masked whole."""
-    from auto_refunds.landing import NOT_UTF8_MARK
-
+def _record_holds_card_number(
+    line: str, header: Sequence[str], kept: Callable[[str], bool]
+) -> bool:
+    """Whether a CSV line holds a card number outside the fields ``kept`` keeps as they are.
+    A line that is not one record of the header's width counts whole."""
     fields = next(csv.reader([line]), [])
-    if line.startswith(NOT_UTF8_MARK) or len(fields) != len(source.header):
+    if len(fields) != len(header):
         return card_numbers.contains(line)
     return any(
         card_numbers.contains(value)
-        for field, value in zip(source.header, fields, strict=True)
-        if not source.kept_as_they_are(field)
+        for field, value in zip(header, fields, strict=True)
+        if not kept(field)
     )
+
+
+def _landed_line_holds_card_number(source: Source, line: str) -> bool:
+    """Whether a landed line holds a card number outside the fields landing keeps as they are.
+    A line that is not UTF-8 was landed masked whole."""
+    from auto_refunds.landing import NOT_UTF8_MARK
+
+    if line.startswith(NOT_UTF8_MARK):
+        return card_numbers.contains(line)
+    return _record_holds_card_number(line, source.header, source.kept_as_they_are)
 
 
 def _quoted(name: str) -> str:
@@ -183,16 +193,9 @@ def scan_file(path: Path) -> Iterator[Finding]:
                 header = next(csv.reader([text]), [])
             if not card_numbers.contains(text):
                 continue
-            fields = next(csv.reader([text]), []) if number > 1 else []
-            if header and len(fields) == len(header):
-                found = any(
-                    card_numbers.contains(value)
-                    for name, value in zip(header, fields, strict=True)
-                    if not is_id_column(name)
-                )
-            else:
-                found = True
-            if found:
+            if number == 1 or not header or (
+                _record_holds_card_number(text, header, is_id_column)
+            ):
                 yield Finding(str(path), str(number), card_numbers.mask(text))
 
 

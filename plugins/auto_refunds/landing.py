@@ -75,7 +75,7 @@ class Source:
         they are (CONTRACT 7). Needs ``masking`` on the connection."""
         kept = [at for at, field in enumerate(self.header, 1) if self.kept_as_they_are(field)]
         return (
-            f"case when regexp_matches({raw_line}, '{_MAYBE_A_CARD_NUMBER}') "
+            f"case when regexp_matches({raw_line}, '{card_numbers.MAYBE_A_CARD_NUMBER}') "
             f"then {_MASK_FUNCTION}({raw_line}, {len(self.header)}, {kept}) "
             f"else {raw_line} end"
         )
@@ -97,9 +97,7 @@ class Landed:
     reloaded: bool
 
 
-# A text without 13 digits in a row, single separators allowed, holds no card number: nearly
-# every line, which then costs this one regular expression (card_numbers._MAYBE, in SQL).
-_MAYBE_A_CARD_NUMBER = "[0-9]([ -]?[0-9]){12}"
+# Nearly every line holds no 13 digits in a row and costs only card_numbers.MAYBE_A_CARD_NUMBER.
 _MASK_FUNCTION = "mask_card_numbers_in_fields"
 # The RFC 4180 line and field of csv_fields (include/sql/warehouse/macros.sql).
 _CSV_LINE = re.compile(r'("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*')

@@ -17,12 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import yaml
@@ -30,6 +27,7 @@ import yaml
 from auto_refunds import card_numbers
 from auto_refunds.errors import NeedsAPerson
 from auto_refunds.layout import ymd
+from auto_refunds.outbox import atomic_write_bytes
 from auto_refunds.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -152,39 +150,17 @@ def _validate(context, suite: Suite, frame, as_of: dt.date) -> tuple[dict, list[
     return result.to_json_dict(), failures
 
 
-def _for_a_person(value: Any) -> Any:
-    """Results as they may be kept (CONTRACT 7): strings masked, and floats held to ten
-    decimals, since GX's ratios (``1.0000000000009672``) would otherwise print runs of digits
-    that read as a card number."""
-    if isinstance(value, float):
-        return round(value, 10)
-    if isinstance(value, str):
-        return card_numbers.mask(value)
-    if isinstance(value, dict):
-        return {key: _for_a_person(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_for_a_person(item) for item in value]
-    return value
-
-
 def _write_results(path: Path, outcome: dict) -> None:
-    """Written whole or not at all: a temporary file beside it, created exclusively and never
-    through a link (mkstemp), then renamed over it."""
+    """Written whole or not at all, as kept for a person (CONTRACT 7): strings masked, and
+    floats held to ten decimals, since GX's ratios would otherwise print runs of digits that
+    read as a card number."""
     text = json.dumps(
-        _for_a_person(outcome),
+        card_numbers.mask_value(outcome, float_decimals=10),
         indent=2,
         sort_keys=True,
         default=lambda other: card_numbers.mask(str(other)),
     )
-    text += "\n"
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def run_gate(
