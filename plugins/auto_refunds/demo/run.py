@@ -51,6 +51,13 @@ def run_dag(dag_id: str, day: dt.date, log_dir: Path) -> tuple[str, Path]:
     return dag_run_state(log_file.read_text(), dag_id), log_file
 
 
+def succeeded(dag_id: str, day: dt.date, log_dir: Path) -> bool:
+    """Run one DAG for ``day`` and say how it ended."""
+    state, log_file = run_dag(dag_id, day, log_dir)
+    print(f"{dag_id}: {state}  (log: {log_file})")
+    return state == "success"
+
+
 def dag_run_state(log: str, dag_id: str) -> str:
     """`airflow dags test` exits 0 whatever happened: the run's state is in its log."""
     states = [state for dag, state in _FINISHED.findall(log) if dag == dag_id]
@@ -106,16 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     for day in days:
         left = drop_posted_credits(settings, day)
         print(f"\n=== {day} ===  ({left} refunded credits left ImagineOne's snapshot)")
-        state, log_file = run_dag("auto_refunds", day, log_dir)
-        print(f"auto_refunds: {state}  (log: {log_file})")
-        if state != "success":
+        if not succeeded("auto_refunds", day, log_dir):
             failed = True
             break
         answered = imaginepay_simulator.answer(layout, day)
         print(f"ImaginePay simulator answered: {answered}")
-        state, log_file = run_dag("refund_reconciliation", day, log_dir)
-        print(f"refund_reconciliation: {state}  (log: {log_file})")
-        if state != "success":
+        if not succeeded("refund_reconciliation", day, log_dir):
             failed = True
             break
         print(report.daily_summary(day, settings))
