@@ -1,8 +1,9 @@
 """The card-number detector and masker (CONTRACT 7), for messages and logs.
 
-Its SQL twin, for the models and the scanner, is ``include/sql/warehouse/card_numbers.sql``
-(``has_card_number`` and ``mask_card_numbers``); tests/test_card_numbers.py checks that both
-give the same answer on the same cases and on random strings.
+The models and the scanner call it from SQL, through the macros ``has_card_number`` and
+``mask_card_numbers`` of ``include/sql/warehouse/card_numbers.sql``, which ``register`` makes
+callable on a DuckDB connection; tests/test_card_numbers.py checks that SQL and Python give the
+same answer on the same cases and on random strings.
 
 Definition, precisely:
 
@@ -32,6 +33,7 @@ import re
 import sys
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 _CHAIN = re.compile(r"[0-9A-Za-z]+(?:[ -][0-9A-Za-z]+)*")
@@ -125,6 +127,21 @@ def mask(text: str) -> str:
             index = end + 1
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+# The functions include/sql/warehouse/card_numbers.sql calls, and what they return.
+SQL_FUNCTIONS = {
+    "card_number_in_text": (contains, "BOOLEAN"),
+    "card_numbers_masked": (mask, "VARCHAR"),
+}
+
+
+def register(con: Any, sql_dir: Path) -> None:
+    """Make ``has_card_number`` and ``mask_card_numbers`` callable on the DuckDB connection
+    ``con``: this module's functions, then the macros of ``sql_dir`` that guard them."""
+    for name, (function, returns) in SQL_FUNCTIONS.items():
+        con.create_function(name, function, ["VARCHAR"], returns, side_effects=False)
+    con.execute((sql_dir / "warehouse" / "card_numbers.sql").read_text())
 
 
 def mask_value(value: Any, float_decimals: int | None = None) -> Any:

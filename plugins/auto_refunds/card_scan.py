@@ -96,10 +96,6 @@ def _row_key(columns: list[str], row_number: str) -> str:
     return f"'row=' || {row_number}"
 
 
-def _macros(con, sql_dir: Path) -> None:
-    # A read-only database takes no macro of its own: temporary ones live in the session.
-    macros = (sql_dir / "warehouse" / "card_numbers.sql").read_text()
-    con.execute(macros.replace("create or replace macro", "create or replace temp macro"))
 
 
 def _scan_relation(
@@ -139,7 +135,7 @@ def scan_warehouse(path: Path, sql_dir: Path) -> Iterator[Finding]:
     landed = {source.table: source for source in SOURCES.values() if source.table}
     con = duckdb.connect(str(path), read_only=True)
     try:
-        _macros(con, sql_dir)
+        card_numbers.register(con, sql_dir)
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' and table_catalog = current_database() "
@@ -163,7 +159,7 @@ def scan_parquet(path: Path, sql_dir: Path) -> Iterator[Finding]:
 
     con = duckdb.connect()
     try:
-        _macros(con, sql_dir)
+        card_numbers.register(con, sql_dir)
         literal = "'" + str(path).replace("'", "''") + "'"
         relation = f"read_parquet({literal}, file_row_number = true)"
         yield from _scan_relation(con, relation, str(path), row_number="file_row_number")

@@ -7,6 +7,7 @@ any step, or of the whole run, replaces what it wrote before and nothing else.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -70,25 +71,24 @@ def _known_print(con, path: Path) -> landing.Fingerprint:
     """
     # Taken before hashing: a file written while it is hashed is hashed again next time.
     st = path.stat()
-    stats = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    stats = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    digest = hashlib.sha256(stats.encode()).hexdigest()
     known = con.execute(
         """
         select stats.sha256, stats.valid_utf8
-        from landing.file_stats as stats
+        from landing.file_stat_digests as stats
         inner join landing.files as files
             on stats.source_file = files.source_file and stats.sha256 = files.sha256
-        where stats.source_file = ?
-            and stats.size_bytes = ? and stats.mtime_ns = ? and stats.ctime_ns = ?
-            and stats.inode = ?
+        where stats.source_file = ? and stats.stat_digest = ?
         """,
-        [path.name, *stats],
+        [path.name, digest],
     ).fetchone()
     if known is not None:
         return landing.Fingerprint(known[0], known[1])
     printed = landing.fingerprint(path)
     con.execute(
-        "insert or replace into landing.file_stats values (?, ?, ?, ?, ?, ?, ?)",
-        [path.name, *stats, printed.sha256, printed.valid_utf8],
+        "insert or replace into landing.file_stat_digests values (?, ?, ?, ?)",
+        [path.name, digest, printed.sha256, printed.valid_utf8],
     )
     return printed
 

@@ -12,7 +12,8 @@ ImaginePay transaction extracts are the exception to the copy. They accumulate e
 are by far the largest input, so copying their lines in and then typing every extract up to D
 again on every run would grow each night's work with the whole history. They are only
 registered here; their staging model types each extract once, straight from the registered
-file, and keeps the typed lines (see ``extract_typing.build_per_file``).
+file, and keeps the typed lines (see ``extract_typing.build_per_file``). That model also masks
+their fields itself (``Source.masked_by_staging``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from auto_refunds import card_numbers
 from auto_refunds.errors import NeedsAPerson
 from auto_refunds.faults import crash_point
 from auto_refunds.layout import (
-    CARD_FIELDS,
     CLIENT_RULES_HEADER,
     CREDITS_HEADER,
     PAYMENTS_HEADER,
@@ -62,17 +62,20 @@ class Source:
     table: str | None
     header: tuple[str, ...]
     dated: bool = True
-    # Fields landed as they are, besides the identifiers: card fields whose staging model
-    # quarantines a card number naming the field (and masks it), which it could not tell once
-    # masked. Only a source read straight from its file, never stored as lines, may have any.
-    unmasked: tuple[str, ...] = ()
+    # Read straight from its file by its staging model, never stored as lines: that model masks
+    # each field as it reads it (and checks the card fields first, naming the field), so its
+    # lines are read as they are. Masking whole lines costs a regular expression over every
+    # line, and the extracts are the bulk of the data.
+    masked_by_staging: bool = False
 
     def kept_as_they_are(self, field: str) -> bool:
-        return is_identifier(field) or field in self.unmasked
+        return is_identifier(field)
 
     def landed_line(self, raw_line: str = "raw_line") -> str:
         """SQL of a line as it is landed: card numbers masked in every field but those kept as
         they are (CONTRACT 7). Needs ``masking`` on the connection."""
+        if self.masked_by_staging:
+            return raw_line
         kept = [at for at, field in enumerate(self.header, 1) if self.kept_as_they_are(field)]
         return (
             f"case when regexp_matches({raw_line}, '{card_numbers.MAYBE_A_CARD_NUMBER}') "
@@ -85,7 +88,7 @@ CREDITS = Source("credits", "landing.imagineone__credits", CREDITS_HEADER)
 CLIENT_RULES = Source(
     "client_rules", "landing.imagineone__client_rules", CLIENT_RULES_HEADER, dated=False
 )
-TRANSACTIONS = Source("transactions", None, TRANSACTIONS_HEADER, unmasked=CARD_FIELDS)
+TRANSACTIONS = Source("transactions", None, TRANSACTIONS_HEADER, masked_by_staging=True)
 PAYMENTS = Source("payments", "landing.imaginepay__payments", PAYMENTS_HEADER)
 SOURCES = {source.kind: source for source in (CREDITS, CLIENT_RULES, TRANSACTIONS, PAYMENTS)}
 

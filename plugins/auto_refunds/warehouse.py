@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from auto_refunds import card_numbers
 from auto_refunds.layout import make_folder
 from auto_refunds.settings import Settings
 
@@ -89,8 +90,9 @@ def connect(
             config["threads"] = settings.duckdb_threads
         con = duckdb.connect(str(path), config=config)
         try:
-            for name in ("tables.sql", "macros.sql", "card_numbers.sql"):
+            for name in ("tables.sql", "macros.sql"):
                 run_sql_file(con, settings.sql_dir / "warehouse" / name)
+            card_numbers.register(con, settings.sql_dir)
             con.execute(
                 "set variable no_response_after_days = ?::integer",
                 [settings.no_response_after_days],

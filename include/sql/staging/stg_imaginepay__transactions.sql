@@ -32,7 +32,14 @@ renamed as not materialized (
         upper(field_text(parsed_fields, 4)) as txn_type,
         field_text(parsed_fields, 5) as original_txn_id,
         field_text(parsed_fields, 6) as merchant_reference,
-        field_text(parsed_fields, 7) as amount_text,
+        -- The lines are read unmasked (landing.Source.masked_by_staging): an amount is the one
+        -- field that could read cleanly holding a card number, so it is masked as it is read and
+        -- such a line is quarantined; the other fields are masked below where they are kept.
+        case
+            when length(field_text(parsed_fields, 7)) >= 13
+                then mask_card_numbers(field_text(parsed_fields, 7))
+            else field_text(parsed_fields, 7)
+        end as amount_text,
         field_text(parsed_fields, 8) as txn_date_text,
         upper(field_text(parsed_fields, 9)) as status,
         upper(field_text(parsed_fields, 10)) as card_type,
@@ -106,6 +113,7 @@ checked as (
         card_exp,
         card_token,
         card_last4,
+        coalesce(field_count = 14 and not starts_with(raw_line, chr(1)), false) as has_fields,
         -- A line of the wrong shape gets that one reason: its fields mean nothing.
         case
             when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
@@ -168,20 +176,42 @@ checked as (
 ),
 
 -- The line is kept where it is needed, on the lines that are quarantined; it and the error are
--- masked (CONTRACT 7).
+-- masked (CONTRACT 7), and so is every field of a quarantined line but its ids: a field that
+-- read cleanly is a code, a date, MM/YY, a checked token or four digits, and cannot hold one.
+-- The ids of a line whose fields mean nothing are masked too, as its whole line is.
 final as (
     select
-        * replace (
+        * exclude (has_fields) replace (
             case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line,
             -- Error texts quote ids, which are kept as they are elsewhere.
             mask_card_numbers(dq_error) as dq_error,
-            -- Checked above: only a quarantined line can hold one here.
+            case when has_fields then txn_id else mask_card_numbers(txn_id) end
+                as txn_id,
+            case when has_fields then client_id else mask_card_numbers(client_id) end
+                as client_id,
+            case when has_fields then account_id else mask_card_numbers(account_id) end
+                as account_id,
+            case when has_fields then original_txn_id else mask_card_numbers(original_txn_id) end
+                as original_txn_id,
             case
-                when dq_error is null then card_token else mask_card_numbers(card_token)
-            end as card_token,
-            case
-                when dq_error is null then card_last4 else mask_card_numbers(card_last4)
-            end as card_last4
+                when has_fields then merchant_reference
+                else mask_card_numbers(merchant_reference)
+            end
+                as merchant_reference,
+            case when dq_error is null then txn_type else mask_card_numbers(txn_type) end
+                as txn_type,
+            case when dq_error is null then status else mask_card_numbers(status) end
+                as status,
+            case when dq_error is null then card_type else mask_card_numbers(card_type) end
+                as card_type,
+            case when dq_error is null then cvm else mask_card_numbers(cvm) end
+                as cvm,
+            case when dq_error is null then card_exp else mask_card_numbers(card_exp) end
+                as card_exp,
+            case when dq_error is null then card_token else mask_card_numbers(card_token) end
+                as card_token,
+            case when dq_error is null then card_last4 else mask_card_numbers(card_last4) end
+                as card_last4
         ),
         -- The file_date of the next readable version of this txn_id, once a later extract
         -- brings one (stg_imaginepay__transactions.supersede.sql); null while it is the latest.
