@@ -96,8 +96,6 @@ def _row_key(columns: list[str], row_number: str) -> str:
     return f"'row=' || {row_number}"
 
 
-
-
 def _scan_relation(
     con,
     relation: str,
