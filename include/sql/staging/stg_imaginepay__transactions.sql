@@ -185,33 +185,18 @@ final as (
             case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line,
             -- Error texts quote ids, which are kept as they are elsewhere.
             mask_card_numbers(dq_error) as dq_error,
-            case when has_fields then txn_id else mask_card_numbers(txn_id) end
-                as txn_id,
-            case when has_fields then client_id else mask_card_numbers(client_id) end
-                as client_id,
-            case when has_fields then account_id else mask_card_numbers(account_id) end
-                as account_id,
-            case when has_fields then original_txn_id else mask_card_numbers(original_txn_id) end
-                as original_txn_id,
-            case
-                when has_fields then merchant_reference
-                else mask_card_numbers(merchant_reference)
-            end
-                as merchant_reference,
-            case when dq_error is null then txn_type else mask_card_numbers(txn_type) end
-                as txn_type,
-            case when dq_error is null then status else mask_card_numbers(status) end
-                as status,
-            case when dq_error is null then card_type else mask_card_numbers(card_type) end
-                as card_type,
-            case when dq_error is null then cvm else mask_card_numbers(cvm) end
-                as cvm,
-            case when dq_error is null then card_exp else mask_card_numbers(card_exp) end
-                as card_exp,
-            case when dq_error is null then card_token else mask_card_numbers(card_token) end
-                as card_token,
-            case when dq_error is null then card_last4 else mask_card_numbers(card_last4) end
-                as card_last4
+            mask_card_numbers_unless(has_fields, txn_id) as txn_id,
+            mask_card_numbers_unless(has_fields, client_id) as client_id,
+            mask_card_numbers_unless(has_fields, account_id) as account_id,
+            mask_card_numbers_unless(has_fields, original_txn_id) as original_txn_id,
+            mask_card_numbers_unless(has_fields, merchant_reference) as merchant_reference,
+            mask_card_numbers_unless(dq_error is null, txn_type) as txn_type,
+            mask_card_numbers_unless(dq_error is null, status) as status,
+            mask_card_numbers_unless(dq_error is null, card_type) as card_type,
+            mask_card_numbers_unless(dq_error is null, cvm) as cvm,
+            mask_card_numbers_unless(dq_error is null, card_exp) as card_exp,
+            mask_card_numbers_unless(dq_error is null, card_token) as card_token,
+            mask_card_numbers_unless(dq_error is null, card_last4) as card_last4
         ),
         -- The file_date of the next readable version of this txn_id, once a later extract
         -- brings one (stg_imaginepay__transactions.supersede.sql); null while it is the latest.

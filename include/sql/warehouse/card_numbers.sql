@@ -20,3 +20,7 @@ create or replace temp macro mask_card_numbers(txt) as
         when regexp_matches(txt, '[0-9]([ -]?[0-9]){12}') then card_numbers_masked(txt)
         else txt
     end;
+
+-- txt as it is where kept is true, masked elsewhere: the fields of a quarantined line.
+create or replace temp macro mask_card_numbers_unless(kept, txt) as
+    case when kept then txt else mask_card_numbers(txt) end;
