@@ -80,7 +80,7 @@ def _landed_line_holds_card_number(source: Source, line: str) -> bool:
 
     if line.startswith(NOT_UTF8_MARK):
         return card_numbers.contains(line)
-    return _record_holds_card_number(line, source.header, source.kept_as_they_are)
+    return _record_holds_card_number(line, source.header, is_identifier)
 
 
 def _quoted(name: str) -> str:

@@ -68,15 +68,12 @@ class Source:
     # line, and the extracts are the bulk of the data.
     masked_by_staging: bool = False
 
-    def kept_as_they_are(self, field: str) -> bool:
-        return is_identifier(field)
-
     def landed_line(self, raw_line: str = "raw_line") -> str:
         """SQL of a line as it is landed: card numbers masked in every field but those kept as
         they are (CONTRACT 7). Needs ``masking`` on the connection."""
         if self.masked_by_staging:
             return raw_line
-        kept = [at for at, field in enumerate(self.header, 1) if self.kept_as_they_are(field)]
+        kept = [at for at, field in enumerate(self.header, 1) if is_identifier(field)]
         return (
             f"case when regexp_matches({raw_line}, '{card_numbers.MAYBE_A_CARD_NUMBER}') "
             f"then {_MASK_FUNCTION}({raw_line}, {len(self.header)}, {kept}) "
