@@ -9,6 +9,7 @@ before the phase (``Replay``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from auto_refunds.demo import imaginepay_simulator, sample_data
 from auto_refunds.demo.run import dag_run_state
 from auto_refunds.layout import Layout
 from auto_refunds.models import DAILY_MODELS
+from auto_refunds.warehouse import exclusive_lock
 
 pytestmark = pytest.mark.distributed
 
@@ -174,13 +177,17 @@ def wait_runs(state: dict, dag_id: str, run_ids: set[str], timeout: float) -> di
 
 
 def wait_quiet(state: dict, timeout: float) -> None:
-    """No run of either DAG queued or running: nothing holds the warehouse."""
+    """No run of either DAG queued or running, and no refund-file event waiting for a run:
+    nothing holds the warehouse, nor is about to. While a reconciliation runs, the scheduler
+    keeps the events of later refund files queued and creates their run only a moment after the
+    first one ends (max_active_runs), so runs alone can look idle in between."""
     api = state["api"]
 
     def quiet():
         observe(state)
         states = [r["state"] for dag in (DAILY, RECON) for r in runs(api, dag)]
-        return not {"queued", "running"} & set(states)
+        waiting = api.get(f"/dags/{RECON}/assets/queuedEvents")["queued_events"]
+        return not {"queued", "running"} & set(states) and not waiting
 
     wait_for(quiet, timeout, "both DAGs to have no active run", every=2)
 
@@ -214,8 +221,32 @@ def published(layout: Layout, day: dt.date) -> tuple[bytes, bytes]:
     return layout.refunds(day).read_bytes(), layout.refunds_manifest(day).read_bytes()
 
 
+@contextlib.contextmanager
+def reading(layout: Layout) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse read-only, after the writer lock, as a person is told to read it beside
+    the cluster: a task that holds it is waited for, not failed."""
+    with exclusive_lock(layout.warehouse.with_name(layout.warehouse.name + ".lock"), 300):
+        try:
+            con = duckdb.connect(str(layout.warehouse), read_only=True)
+        except duckdb.IOException as exc:
+            raise AssertionError(f"{exc}\nheld by: {command_line(str(exc))}") from exc
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def command_line(lock_error: str) -> str:
+    """The process a DuckDB lock error names, as `ps` would show it."""
+    pid = re.search(r"\(PID (\d+)\)", lock_error)
+    try:
+        return Path(f"/proc/{pid[1]}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (TypeError, OSError):
+        return "unknown (gone)"
+
+
 def ledger(layout: Layout) -> list[tuple]:
-    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+    with reading(layout) as con:
         return con.execute(
             "select refund_id, credit_id, refund_amount, requested_date, status "
             "from refund_ledger order by refund_id"
@@ -223,7 +254,7 @@ def ledger(layout: Layout) -> list[tuple]:
 
 
 def assert_no_credit_refunded_twice(layout: Layout) -> None:
-    with duckdb.connect(str(layout.warehouse), read_only=True) as con:
+    with reading(layout) as con:
         doubled = con.execute(
             "select credit_id, count(*) from refund_ledger where status <> 'DECLINED' "
             "group by credit_id having count(*) > 1"
