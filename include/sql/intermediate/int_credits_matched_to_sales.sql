@@ -72,7 +72,19 @@ chosen_sales as (
 
 -- The candidates the deciding rule removed are those that went furthest through rules 7 to 10;
 -- the one with the largest remaining, then the latest, then the smallest txn_id explains it.
-explained as (
+-- Counted by a group and a join: a second window over every candidate cost more.
+candidates_as_far as (
+    select
+        credit_id,
+        covers_credit,
+        left_after_debit_pin,
+        left_after_card_expiry,
+        count(*) as removed_by_deciding_rule
+    from candidates_left
+    group by credit_id, covers_credit, left_after_debit_pin, left_after_card_expiry
+),
+
+furthest_candidates as (
     select
         credit_id,
         txn_id,
@@ -80,10 +92,9 @@ explained as (
         remaining_amount,
         card_last4,
         card_valid_through,
-        count(*) over (
-            partition by
-                credit_id, covers_credit, left_after_debit_pin, left_after_card_expiry
-        ) as removed_by_deciding_rule
+        covers_credit,
+        left_after_debit_pin,
+        left_after_card_expiry
     from candidates_left
     qualify row_number() over (
         partition by credit_id
@@ -95,6 +106,22 @@ explained as (
             txn_date desc,
             txn_id asc
     ) = 1
+),
+
+explained as (
+    select
+        furthest_candidates.*,
+        candidates_as_far.removed_by_deciding_rule
+    from furthest_candidates
+    inner join candidates_as_far
+        on
+            furthest_candidates.credit_id = candidates_as_far.credit_id
+            and furthest_candidates.covers_credit
+            is not distinct from candidates_as_far.covers_credit
+            and furthest_candidates.left_after_debit_pin
+            is not distinct from candidates_as_far.left_after_debit_pin
+            and furthest_candidates.left_after_card_expiry
+            is not distinct from candidates_as_far.left_after_card_expiry
 ),
 
 decided as (
