@@ -37,8 +37,9 @@ class Model:
     # the id a later file can bring a new version of.
     per_file_kind: str | None = None
     per_file_key: str | None = None
-    # "view" for a model that only filters a kept table: writing millions of rows again would be
-    # most of its cost, and the count its task logs reads the same rows.
+    # "view" for a model that only filters a kept table, or joins two and is read by one model:
+    # writing millions of rows again would be most of its cost, and the count its task logs
+    # needs neither the rows nor their columns.
     materialized: str = "table"
 
     @property
@@ -71,7 +72,10 @@ DAILY_MODELS: tuple[Model, ...] = (
         "intermediate",
         "int_sales_remaining",
         "int_credits_screened",
-        "int_credit_candidates",
+    ),
+    Model("intermediate", "int_credit_candidates", materialized="view"),
+    *_models(
+        "intermediate",
         "int_credits_matched_to_sales",
         "int_credits_allocated_to_sales",
     ),
