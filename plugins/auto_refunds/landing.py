@@ -69,8 +69,9 @@ class Source:
     masked_by_staging: bool = False
 
     def landed_line(self, raw_line: str = "raw_line") -> str:
-        """SQL of a line as it is landed: card numbers masked in every field but those kept as
-        they are (CONTRACT 7). Needs ``masking`` on the connection."""
+        """SQL of a line as it is landed: card numbers masked in every field but the identifiers
+        (CONTRACT 7), or the line as it is when its staging model masks it. Needs ``masking`` on
+        the connection."""
         if self.masked_by_staging:
             return raw_line
         kept = [at for at, field in enumerate(self.header, 1) if is_identifier(field)]

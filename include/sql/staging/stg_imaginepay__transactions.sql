@@ -85,7 +85,12 @@ typed as (
         duplicated_ids.rows_with_txn_id,
         money_value(renamed.amount_text) as amount,
         iso_date_value(renamed.txn_date_text) as txn_date,
-        regexp_full_match(renamed.card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid
+        regexp_full_match(renamed.card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid,
+        case
+            when starts_with(renamed.raw_line, chr(1)) then 'line is not valid UTF-8'
+            when renamed.field_count is null then 'line is not valid CSV (broken quoting)'
+            when renamed.field_count <> 14 then 'expected 14 fields, found ' || renamed.field_count
+        end as shape_error
     from renamed
     left join duplicated_ids
         on
@@ -113,12 +118,10 @@ checked as (
         card_exp,
         card_token,
         card_last4,
-        coalesce(field_count = 14 and not starts_with(raw_line, chr(1)), false) as has_fields,
-        -- A line of the wrong shape gets that one reason: its fields mean nothing.
+        shape_error is null as has_fields,
         case
-            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
-            when field_count is null then 'line is not valid CSV (broken quoting)'
-            when field_count <> 14 then 'expected 14 fields, found ' || field_count
+            -- A line of the wrong shape gets that one reason: its fields mean nothing.
+            when not has_fields then shape_error
             -- concat_ws skips the checks that passed (null).
             else nullif(concat_ws(
                 '; ',
