@@ -70,6 +70,17 @@ chosen_sales as (
     ) = 1
 ),
 
+-- Only a credit none of whose candidates is left after rule 10 has an exception to explain:
+-- the rest are proposed, and their candidates need no second sort.
+candidates_to_explain as (
+    select candidates_left.*
+    from candidates_left
+    semi join candidates_per_credit
+        on
+            candidates_left.credit_id = candidates_per_credit.credit_id
+            and not candidates_per_credit.any_left_after_refund_window
+),
+
 -- The candidates the deciding rule removed are those that went furthest through rules 7 to 10;
 -- the one with the largest remaining, then the latest, then the smallest txn_id explains it.
 -- Counted by a group and a join: a second window over every candidate cost more.
@@ -80,7 +91,7 @@ candidates_as_far as (
         left_after_debit_pin,
         left_after_card_expiry,
         count(*) as removed_by_deciding_rule
-    from candidates_left
+    from candidates_to_explain
     group by credit_id, covers_credit, left_after_debit_pin, left_after_card_expiry
 ),
 
@@ -95,7 +106,7 @@ furthest_candidates as (
         covers_credit,
         left_after_debit_pin,
         left_after_card_expiry
-    from candidates_left
+    from candidates_to_explain
     qualify row_number() over (
         partition by credit_id
         order by
