@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,8 +39,14 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     """
     settings = settings or Settings.from_env()
     layout = settings.layout
-    with connect(settings, as_of) as con:
+    with connect(settings, as_of) as con, ThreadPoolExecutor(1) as hasher:
         with transaction(con):
+            # The extracts not hashed before are hashed on the other core while DuckDB lands
+            # the credits: the first holds the whole card history.
+            prints = {
+                path: _known_print(con, path, hasher)
+                for _, path in layout.transactions_up_to(as_of)
+            }
             landed = {
                 "credits": landing.land(con, landing.CREDITS, layout.credits(as_of), as_of),
                 "client_rules": landing.land(con, landing.CLIENT_RULES, layout.client_rules, None),
@@ -48,7 +55,7 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
                 raise landing.InputFileError(f"{layout.transactions(as_of)}: file not found")
             transactions = [
                 landing.land(
-                    con, landing.TRANSACTIONS, path, file_date, _known_print(con, path)
+                    con, landing.TRANSACTIONS, path, file_date, _recorded(con, prints[path])
                 )
                 for file_date, path in layout.transactions_up_to(as_of)
             ]
@@ -62,12 +69,20 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     return summary
 
 
-def _known_print(con, path: Path) -> landing.Fingerprint:
-    """The extract's fingerprint, hashed again only when the file on disk is not the one hashed
-    before: same size, modification and change times, inode (as rsync and git decide). The first
-    extract holds the whole card history: hashing it every night would grow each night's cost.
+@dataclass(frozen=True)
+class _Print:
+    path: Path
+    stat_digest: str
+    fingerprint: Future
+    # False: known already by the file's stats, nothing to record.
+    hashed: bool
 
-    Recorded inside the extract's transaction; the typing hashes a file again when it types it.
+
+def _known_print(con, path: Path, hasher: ThreadPoolExecutor) -> _Print:
+    """The extract's fingerprint, hashed again (on ``hasher``) only when the file on disk is not
+    the one hashed before: same size, modification and change times, inode (as rsync and git
+    decide). The first extract holds the whole card history: hashing it every night would grow
+    each night's cost.
     """
     # Taken before hashing: a file written while it is hashed is hashed again next time.
     st = path.stat()
@@ -83,14 +98,23 @@ def _known_print(con, path: Path) -> landing.Fingerprint:
         """,
         [path.name, digest],
     ).fetchone()
-    if known is not None:
-        return landing.Fingerprint(known[0], known[1])
-    printed = landing.fingerprint(path)
-    con.execute(
-        "insert or replace into landing.file_stat_digests values (?, ?, ?, ?)",
-        [path.name, digest, printed.sha256, printed.valid_utf8],
-    )
-    return printed
+    if known is None:
+        return _Print(path, digest, hasher.submit(landing.fingerprint, path), hashed=True)
+    done: Future = Future()
+    done.set_result(landing.Fingerprint(known[0], known[1]))
+    return _Print(path, digest, done, hashed=False)
+
+
+def _recorded(con, printed: _Print) -> landing.Fingerprint:
+    """The extract's fingerprint, its file's stats recorded with it if it was hashed now (inside
+    the extract's transaction); the typing hashes a file again when it types it."""
+    fingerprint = printed.fingerprint.result()
+    if printed.hashed:
+        con.execute(
+            "insert or replace into landing.file_stat_digests values (?, ?, ?, ?)",
+            [printed.path.name, printed.stat_digest, fingerprint.sha256, fingerprint.valid_utf8],
+        )
+    return fingerprint
 
 
 def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
