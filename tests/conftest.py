@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile as _tmp
 from pathlib import Path
@@ -52,9 +54,12 @@ os.environ.setdefault("AUTO_REFUNDS_PAYMENT_FILE_SETTLE_SECONDS", "0")
 
 # Airflow reads its configuration when first imported: point it at a private home, the
 # project's DAGs and plugins, before any test imports it.
-_AIRFLOW_HOME = Path(
-    os.environ.get("AUTO_REFUNDS_TEST_AIRFLOW_HOME") or _tmp.mkdtemp(prefix="ar-airflow-")
-)
+if os.environ.get("AUTO_REFUNDS_TEST_AIRFLOW_HOME"):
+    _AIRFLOW_HOME = Path(os.environ["AUTO_REFUNDS_TEST_AIRFLOW_HOME"])
+else:
+    # Each pytest process makes its own; removed when that process exits.
+    _AIRFLOW_HOME = Path(_tmp.mkdtemp(prefix="ar-airflow-"))
+    atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
