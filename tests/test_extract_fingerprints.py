@@ -54,3 +54,21 @@ def test_an_extract_written_again_is_hashed_and_typed_again(settings, hashed):
     assert hashed.count("transactions_20260105.csv") == 2
     summary = daily.extract(D0, settings)
     assert summary["transaction_lines"] == 1
+
+
+def test_a_failed_extract_records_no_fingerprint(settings, hashed):
+    # The extracts are hashed on another thread while the credits land: when the credits fail,
+    # nothing of the extracts is recorded, and the next extract hashes them again.
+    scenario = Scenario(settings)
+    scenario.write_transactions(D0, sale("T1"))
+    scenario.write_transactions(D1, sale("T2", "10.00"))
+    scenario._prepare(D1)
+    with pytest.raises(landing.InputFileError, match=r"credits_20260106\.csv: file not found"):
+        daily.extract(D1, settings)
+    assert scenario.query("select count(*) from landing.file_stat_digests") == [(0,)]
+    assert scenario.query("select count(*) from landing.files") == [(0,)]
+    hashed.clear()
+    scenario.write_credits(D1, credit("C1"))
+    assert daily.extract(D1, settings)["transaction_files"] == 2
+    assert {"transactions_20260105.csv", "transactions_20260106.csv"} <= set(hashed)
+    assert scenario.query("select count(*) from landing.file_stat_digests") == [(2,)]

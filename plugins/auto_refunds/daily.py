@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +41,7 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     """
     settings = settings or Settings.from_env()
     layout = settings.layout
-    with connect(settings, as_of) as con, ThreadPoolExecutor(1) as hasher:
+    with connect(settings, as_of) as con, _hashing() as hasher:
         with transaction(con):
             # The extracts not hashed before are hashed on the other core while DuckDB lands
             # the credits: the first holds the whole card history.
@@ -67,6 +69,17 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     summary["refunds_recovered_into_ledger"] = recovered
     log.info("Extract for %s: %s", as_of, summary)
     return summary
+
+
+@contextmanager
+def _hashing() -> Iterator[ThreadPoolExecutor]:
+    """A thread that hashes files; when the extract fails, the files it has not started on are
+    dropped rather than hashed before the error is raised."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="extract-hash")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @dataclass(frozen=True)
