@@ -45,10 +45,10 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
         with transaction(con):
             # The extracts not hashed before are hashed on the other core while DuckDB lands
             # the credits: the first holds the whole card history.
-            prints = {
-                path: _known_print(con, path, hasher)
-                for _, path in layout.transactions_up_to(as_of)
-            }
+            extracts = [
+                (file_date, path, _known_print(con, path, hasher))
+                for file_date, path in layout.transactions_up_to(as_of)
+            ]
             landed = {
                 "credits": landing.land(con, landing.CREDITS, layout.credits(as_of), as_of),
                 "client_rules": landing.land(con, landing.CLIENT_RULES, layout.client_rules, None),
@@ -56,10 +56,8 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
             if not layout.transactions(as_of).is_file():
                 raise landing.InputFileError(f"{layout.transactions(as_of)}: file not found")
             transactions = [
-                landing.land(
-                    con, landing.TRANSACTIONS, path, file_date, _recorded(con, prints[path])
-                )
-                for file_date, path in layout.transactions_up_to(as_of)
+                landing.land(con, landing.TRANSACTIONS, path, file_date, _recorded(con, printed))
+                for file_date, path, printed in extracts
             ]
             recovered = ledger.sync_published_files(con, layout)
         postings_file.deliver(con, layout)
