@@ -171,10 +171,17 @@ def _type_file(
 def _supersede(con: duckdb.DuckDBPyConnection, model: PerFileModel, source_file: str) -> None:
     """Date the versions of the keys the file just typed shares with other files.
 
-    Only keys held by another file can have more than one version, so the first extract (and
-    any extract of new keys only) costs a scan of the keys and no update.
+    Only keys held by another file can have more than one version: with no other file typed
+    (the first extract, the whole card history), there is nothing to date; an extract of new
+    keys only costs a scan of the keys and no update.
     """
     key = model.key
+    others = con.execute(
+        f"select count(*) from (select 1 from {model.relation} where source_file <> ? limit 1)",
+        [source_file],
+    ).fetchone()[0]
+    if not others:
+        return
     con.execute(
         f"""
         create or replace temp table touched_keys as
