@@ -82,11 +82,12 @@ def _hashing() -> Iterator[ThreadPoolExecutor]:
 
 @dataclass(frozen=True)
 class _Print:
+    """An extract's fingerprint: known by the file's stats, or else being hashed."""
+
     path: Path
     stat_digest: str
-    fingerprint: Future
-    # False: known already by the file's stats, nothing to record.
-    hashed: bool
+    known: landing.Fingerprint | None = None
+    hashing: Future | None = None
 
 
 def _known_print(con, path: Path, hasher: ThreadPoolExecutor) -> _Print:
@@ -109,22 +110,21 @@ def _known_print(con, path: Path, hasher: ThreadPoolExecutor) -> _Print:
         """,
         [path.name, digest],
     ).fetchone()
-    if known is None:
-        return _Print(path, digest, hasher.submit(landing.fingerprint, path), hashed=True)
-    done: Future = Future()
-    done.set_result(landing.Fingerprint(known[0], known[1]))
-    return _Print(path, digest, done, hashed=False)
+    if known is not None:
+        return _Print(path, digest, known=landing.Fingerprint(known[0], known[1]))
+    return _Print(path, digest, hashing=hasher.submit(landing.fingerprint, path))
 
 
 def _recorded(con, printed: _Print) -> landing.Fingerprint:
-    """The extract's fingerprint, its file's stats recorded with it if it was hashed now (inside
-    the extract's transaction); the typing hashes a file again when it types it."""
-    fingerprint = printed.fingerprint.result()
-    if printed.hashed:
-        con.execute(
-            "insert or replace into landing.file_stat_digests values (?, ?, ?, ?)",
-            [printed.path.name, printed.stat_digest, fingerprint.sha256, fingerprint.valid_utf8],
-        )
+    """The extract's fingerprint; one hashed now is recorded with its file's stats, inside the
+    extract's transaction. The typing hashes a file again when it types it."""
+    if printed.known is not None:
+        return printed.known
+    fingerprint = printed.hashing.result()
+    con.execute(
+        "insert or replace into landing.file_stat_digests values (?, ?, ?, ?)",
+        [printed.path.name, printed.stat_digest, fingerprint.sha256, fingerprint.valid_utf8],
+    )
     return fingerprint
 
 
