@@ -69,13 +69,10 @@ checked as (
         auto_refunds_enabled,
         min_balance_threshold,
         refund_window_days,
-        -- A line of the wrong shape gets that one reason: its fields mean nothing.
-        case
-            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
-            when field_count is null then 'line is not valid CSV (broken quoting)'
-            when field_count <> 4 then 'expected 4 fields, found ' || field_count
+        coalesce(
+            line_shape_error(raw_line, field_count, 4),
             -- concat_ws skips the checks that passed (null).
-            else nullif(concat_ws(
+            nullif(concat_ws(
                 '; ',
                 case when client_id is null then 'client_id is empty' end,
                 case
@@ -101,7 +98,7 @@ checked as (
                             || refund_window_days_text
                 end
             ), '')
-        end as dq_error
+        ) as dq_error
     from typed
 ),
 

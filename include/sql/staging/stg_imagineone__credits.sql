@@ -65,13 +65,10 @@ checked as (
         account_id,
         credit_amount,
         credit_date,
-        -- A line of the wrong shape gets that one reason: its fields mean nothing.
-        case
-            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
-            when field_count is null then 'line is not valid CSV (broken quoting)'
-            when field_count <> 5 then 'expected 5 fields, found ' || field_count
+        coalesce(
+            line_shape_error(raw_line, field_count, 5),
             -- concat_ws skips the checks that passed (null).
-            else nullif(concat_ws(
+            nullif(concat_ws(
                 '; ',
                 case when credit_id is null then 'credit_id is empty' end,
                 case
@@ -90,7 +87,7 @@ checked as (
                         then iso_date_error('credit_date', credit_date_text)
                 end
             ), '')
-        end as dq_error
+        ) as dq_error
     from typed
 ),
 

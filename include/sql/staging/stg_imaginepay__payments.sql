@@ -75,13 +75,10 @@ checked as (
         response_code,
         response_message,
         processed_date,
-        -- A line of the wrong shape gets that one reason: its fields mean nothing.
-        case
-            when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
-            when field_count is null then 'line is not valid CSV (broken quoting)'
-            when field_count <> 10 then 'expected 10 fields, found ' || field_count
+        coalesce(
+            line_shape_error(raw_line, field_count, 10),
             -- concat_ws skips the checks that passed (null).
-            else nullif(concat_ws(
+            nullif(concat_ws(
                 '; ',
                 case when payment_id is null then 'payment_id is empty' end,
                 case
@@ -100,7 +97,7 @@ checked as (
                         then iso_date_error('processed_date', processed_date_text)
                 end
             ), '')
-        end as dq_error
+        ) as dq_error
     from typed
 ),
 

@@ -86,11 +86,7 @@ typed as (
         money_value(renamed.amount_text) as amount,
         iso_date_value(renamed.txn_date_text) as txn_date,
         regexp_full_match(renamed.card_exp, '(0[1-9]|1[0-2])/[0-9]{2}') as card_exp_is_valid,
-        case
-            when starts_with(renamed.raw_line, chr(1)) then 'line is not valid UTF-8'
-            when renamed.field_count is null then 'line is not valid CSV (broken quoting)'
-            when renamed.field_count <> 14 then 'expected 14 fields, found ' || renamed.field_count
-        end as shape_error
+        line_shape_error(renamed.raw_line, renamed.field_count, 14) as shape_error
     from renamed
     left join duplicated_ids
         on

@@ -20,6 +20,17 @@ create or replace macro csv_fields(line) as
             )
     end;
 
+-- Why a line's fields cannot be read, or null: not valid UTF-8 (landing marks such a line with a
+-- leading chr(1)), broken quoting (csv_fields gave null) or another number of fields than the
+-- file's header. A line of the wrong shape gets that one reason: its fields mean nothing.
+create or replace macro line_shape_error(raw_line, field_count, expected) as
+    case
+        when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
+        when field_count is null then 'line is not valid CSV (broken quoting)'
+        when field_count <> expected
+            then 'expected ' || expected || ' fields, found ' || field_count
+    end;
+
 -- A field as text: empty read as missing.
 create or replace macro field_text(fields, i) as nullif(fields[i], '');
 
