@@ -39,7 +39,7 @@ candidates as not materialized (
 
 -- Whether a candidate is still left after each of rules 7 to 10, in the contract's order.
 -- Read three times, so held once, with only the columns read after it: the rules' inputs are
--- reduced to their flags (at 10M credits, 33M candidates that spilled held whole).
+-- reduced to their flags (held whole, the candidates spilled at the benchmark's larger size).
 candidates_left as materialized (
     select
         credit_id,
