@@ -115,11 +115,10 @@ checked as (
         card_token,
         card_last4,
         shape_error is null as has_fields,
-        case
-            -- A line of the wrong shape gets that one reason: its fields mean nothing.
-            when not has_fields then shape_error
+        coalesce(
+            shape_error,
             -- concat_ws skips the checks that passed (null).
-            else nullif(concat_ws(
+            nullif(concat_ws(
                 '; ',
                 case when txn_id is null then 'txn_id is empty' end,
                 case
@@ -170,7 +169,7 @@ checked as (
                         then 'card_last4 holds a card number'
                 end
             ), '')
-        end as dq_error
+        ) as dq_error
     from typed
 ),
 
