@@ -3,7 +3,7 @@
 -- (landing_file), and its rows are kept until its content changes (models.build_per_file).
 with
 
--- Read twice (the ids, then every field) from the numbered lines, never copied again: the
+-- Read for the ids, then for every field, from the numbered lines, never copied again: the
 -- extracts are the bulk of the data, and a second copy of all their lines would spill to disk.
 landing_transactions as not materialized (
     select * from landing_file
@@ -50,32 +50,48 @@ renamed as not materialized (
     from split
 ),
 
--- Ids on more than one line of one file: every such line is ambiguous. The ids of a whole
--- extract are grouped by an 8-byte hash, which stays in memory; only the few repeated hashes
--- are compared as text. (Lines without an id share a hash too; they never match an id below.)
-line_ids as not materialized (
+-- Ids on more than one line of one file: every such line is ambiguous. The lines are read for
+-- their ids once, and only an 8-byte hash of each is kept, with its line number (a copy of the
+-- ids themselves, or a second pass over every line, costs more at 40M lines); the few lines
+-- whose hash repeats are read again for their ids as text, which decide. (Lines without an id
+-- share a hash too; they never match an id below.)
+line_id_hashes as materialized (
     select
-        source_file,
-        field_text(csv_fields(raw_line), 1) as txn_id
+        line_number,
+        hash(source_file, field_text(csv_fields(raw_line), 1)) as id_hash
     from landing_transactions
 ),
 
 repeated_id_hashes as (
-    select hash(source_file, txn_id) as id_hash
-    from line_ids
+    select id_hash
+    from line_id_hashes
     group by id_hash
     having count(*) > 1
 ),
 
+lines_with_a_repeated_hash as (
+    select line_id_hashes.line_number
+    from line_id_hashes
+    semi join repeated_id_hashes
+        on line_id_hashes.id_hash = repeated_id_hashes.id_hash
+),
+
+line_ids as (
+    select
+        landing_transactions.source_file,
+        field_text(csv_fields(landing_transactions.raw_line), 1) as txn_id
+    from landing_transactions
+    semi join lines_with_a_repeated_hash
+        on landing_transactions.line_number = lines_with_a_repeated_hash.line_number
+),
+
 duplicated_ids as (
     select
-        line_ids.source_file,
-        line_ids.txn_id,
+        source_file,
+        txn_id,
         count(*) as rows_with_txn_id
     from line_ids
-    semi join repeated_id_hashes
-        on hash(line_ids.source_file, line_ids.txn_id) = repeated_id_hashes.id_hash
-    group by line_ids.source_file, line_ids.txn_id
+    group by source_file, txn_id
     having count(*) > 1
 ),
 
