@@ -6,7 +6,8 @@ The nightly Auto-Refunds run for date **D** (the run's logical date).
 1. **extract** lands ImagineOne's credit snapshot of D, the client rules and every ImaginePay
    extract dated on or before D in the DuckDB warehouse, line by line.
 2. One task per **SQL model** (`include/sql/staging`, `intermediate`, `marts`) decides each
-   credit's outcome by the contract's refund rules, in their order; each task logs its row count.
+   credit's outcome by the contract's refund rules, in their order; each task logs its row count
+   (a view is computed where it is read, and not counted).
 3. **audit** runs the Great Expectations suites; a failure stops the run before anything is
    published.
 4. **publish** writes `outbox/imaginepay/refunds_YYYYMMDD.csv` and its manifest atomically,
@@ -53,7 +54,7 @@ def auto_refunds():
         return runtime.call(daily.extract, context)
 
     @task
-    def build_model(model_name: str, **context) -> int:
+    def build_model(model_name: str, **context) -> int | None:
         from auto_refunds import daily, runtime
 
         return runtime.call(daily.build_model, context, model_name)

@@ -87,7 +87,7 @@ def refund_reconciliation():
         return runtime.call(reconciliation.load, context)
 
     @task
-    def build_model(model_name: str, **context) -> int:
+    def build_model(model_name: str, **context) -> int | None:
         from auto_refunds import reconciliation, runtime
 
         return runtime.call(reconciliation.build_model, context, model_name)

@@ -128,7 +128,9 @@ def _recorded(con, printed: _Print) -> landing.Fingerprint:
     return fingerprint
 
 
-def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
+def build_model(
+    as_of: dt.date, model_name: str, settings: Settings | None = None
+) -> int | None:
     """One model task of the daily DAG (see ``decision``)."""
     return decision.build_model(decision.DAILY, as_of, model_name, settings)
 

@@ -155,8 +155,9 @@ def _build(
 
 def build_model(
     kind: RunKind, as_of: dt.date, model_name: str, settings: Settings | None = None
-) -> int:
-    """One model task: build ``model_name`` for D, on what the models before it decided for D."""
+) -> int | None:
+    """One model task: build ``model_name`` for D, on what the models before it decided for D;
+    returns its row count (None for a view)."""
     settings = settings or Settings.from_env()
     index = [model.name for model in kind.models].index(model_name)
     with connect(settings, as_of) as con:

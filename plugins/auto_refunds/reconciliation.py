@@ -73,7 +73,9 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
     return summary
 
 
-def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int:
+def build_model(
+    as_of: dt.date, model_name: str, settings: Settings | None = None
+) -> int | None:
     """One model task of the reconciliation DAG (see ``decision``)."""
     return decision.build_model(decision.RECONCILIATION, as_of, model_name, settings)
 
