@@ -75,6 +75,19 @@ def test_the_dependencies_are_read_from_from_and_join_clauses():
     }
 
 
+@pytest.mark.parametrize("dag", MODEL_LISTS)
+def test_a_view_is_read_by_one_model_at_most(dag):
+    # A view is computed by each model that reads it: a second reader would compute it twice,
+    # which costs more than the table it replaced (docs/design.md, "Issue 13, seventh stop").
+    for view in (model for model in MODEL_LISTS[dag] if model.materialized == "view"):
+        readers = [
+            model.relation
+            for model in MODEL_LISTS[dag]
+            if view.relation in models.depends_on(model, SQL_DIR)
+        ]
+        assert len(readers) <= 1, f"{view.relation} is a view read by {readers}"
+
+
 def test_every_model_file_is_built_by_exactly_one_dag_and_every_model_has_a_file():
     listed = [model.relation for dag in MODEL_LISTS.values() for model in dag]
     assert len(listed) == len(set(listed)), "a model is listed twice"
