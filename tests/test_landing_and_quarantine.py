@@ -35,6 +35,8 @@ def quarantined(scenario: Scenario) -> dict[tuple[str, int], str]:
         ("C9,CL1,A1,10.00,2026-02-30", "credit_date is not a date (YYYY-MM-DD): 2026-02-30"),
         ("C9,CL1,A1,10.00,01/04/2026", "credit_date is not a date (YYYY-MM-DD): 01/04/2026"),
         (",CL1,A1,10.00,2026-01-04", "credit_id is empty"),
+        # Quoted, so read by the RFC 4180 path: its empty first field is a field like any other.
+        (',CL1,A1,"10.00",2026-01-04', "credit_id is empty"),
         ("C9,CL1,A1,10.00", "expected 5 fields, found 4"),
         ("C9,CL1,A1,10.00,2026-01-04,x", "expected 5 fields, found 6"),
         ('C9,"CL1,A1,10.00,2026-01-04', "line is not valid CSV (broken quoting)"),
@@ -79,6 +81,7 @@ CARD = "CREDIT,SIGNATURE,12/27,tok_9,9999"
         ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/2027,tok,9999", "card_exp is not"),
         ("T9,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,99", "card_last4 is not 4"),
         (f",CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,{CARD}", "txn_id is empty"),
+        (f',CL1,A1,SALE,,,"5.00",2026-01-01,SETTLED,{CARD}', "txn_id is empty"),
     ],
 )
 def test_malformed_transaction_values_are_quarantined(scenario, line, error):

@@ -158,7 +158,7 @@ def test_refund_ledger_transitions_the_moves_of_d(unit):
     ]
 
 
-def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves(unit):
+def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves_and_of_d_before(unit):
     rows = unit.build(
         "tickler_reconciliation_exceptions",
         {
@@ -169,7 +169,14 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves(unit):
                     ("AR4", "UNANSWERED"),
                 ]
             ],
-            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 5)],
+            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 7)],
+            # What an earlier run of D aged (AR4, aged again; AR5, answered by a later date
+            # since), and what another date aged (AR6).
+            "main.refund_ledger_events": [
+                {"refund_id": refund_id, "status": "UNANSWERED", "as_of_date": when,
+                 "detail": "aged"}
+                for refund_id, when in [("AR4", D), ("AR5", D), ("AR6", D - DAY)]
+            ],
         },
     )
     assert rows == [
@@ -180,14 +187,15 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves(unit):
             "account_id": "A1",
             "credit_amount": money("50.00"),
             "reason_code": reason_code,
-            "reason_detail": f"refund {refund_id}: why",
+            "reason_detail": f"refund {refund_id}: {detail}",
             "source": "RECONCILIATION",
             "refund_id": refund_id,
         }
-        for refund_id, reason_code in [
-            ("AR2", "REFUND_DECLINED"),
-            ("AR3", "RETURN_AMOUNT_MISMATCH"),
-            ("AR4", "NO_PROCESSOR_RESPONSE"),
+        for refund_id, reason_code, detail in [
+            ("AR2", "REFUND_DECLINED", "why"),
+            ("AR3", "RETURN_AMOUNT_MISMATCH", "why"),
+            ("AR4", "NO_PROCESSOR_RESPONSE", "why"),
+            ("AR5", "NO_PROCESSOR_RESPONSE", "aged"),
         ]
     ]
 

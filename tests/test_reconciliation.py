@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 from scenario import Scenario, credit, csv_text, sale
@@ -256,18 +257,32 @@ def test_a_late_answer_after_no_response_is_still_posted(sent):
         "select status from refund_ledger_events where refund_id = ? order by as_of_date",
         [refunds["C2"]],
     ) == [("SENT",), ("UNANSWERED",), ("REFUNDED",)]
+    # The tickler partitions are history: a rerun of the date that aged it raises it again,
+    # and moves nothing back.
+    raised = exceptions(scenario)
+    assert [(r[0], r[1], r[2]) for r in raised] == [
+        (day(3), credit_id, "NO_PROCESSOR_RESPONSE") for credit_id in ("C1", "C2", "C3")
+    ]
+    reconciliation.run_all(day(3), scenario.settings)
+    assert exceptions(scenario) == raised
+    assert ledger(scenario)["C2"][:2] == ("REFUNDED", day(4))
 
 
-def test_a_refund_answered_again_later_is_not_posted_twice(sent):
+def test_a_refund_answered_again_later_is_not_posted_twice(sent, caplog):
     scenario, refunds = sent
     write_payments(scenario, D0, payment("P1", "-50.00", refund_id=refunds["C1"]))
     reconciliation.run_all(D0, scenario.settings)
     write_payments(scenario, day(1), payment("P7", "-50.00", refund_id=refunds["C1"]))
-    result = reconciliation.run_all(day(1), scenario.settings)
+    with caplog.at_level(logging.WARNING, logger="auto_refunds.reconciliation"):
+        result = reconciliation.run_all(day(1), scenario.settings)
     assert result.refunded == 0
     assert scenario.query(
         "select count(*) from payment_postings where refund_id = ?", [refunds["C1"]]
     ) == [(1,)]
+    # Not applied, but never silent: a second approval may be money that moved twice.
+    assert result.repeated_answers == 1
+    assert f"payment P7 (APPROVED, -50.00) answers refund {refunds['C1']}" in caplog.text
+    assert "already moved to REFUNDED" in caplog.text
 
 
 def test_a_card_number_in_a_response_message_is_masked_and_the_row_goes_on(sent):

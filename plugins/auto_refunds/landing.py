@@ -102,7 +102,7 @@ class Landed:
 _MASK_FUNCTION = "mask_card_numbers_in_fields"
 # The RFC 4180 line and field of csv_fields (include/sql/warehouse/macros.sql).
 _CSV_LINE = re.compile(r'("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*')
-_CSV_FIELD = re.compile(r'(?:^|,)("(?:[^"]|"")*"|[^,"]*)')
+_CSV_FIELD = re.compile(r',("(?:[^"]|"")*"|[^,"]*)')
 
 
 def _fields(line: str) -> list[str] | None:
@@ -113,7 +113,7 @@ def _fields(line: str) -> list[str] | None:
         return None
     return [
         (field[1:-1].replace('""', '"') if field.startswith('"') else field).strip(" ")
-        for field in _CSV_FIELD.findall(line)
+        for field in _CSV_FIELD.findall("," + line)
     ]
 
 

@@ -95,7 +95,13 @@ class Reconciled:
     amount_mismatches: int
     unanswered: int
     unmatched_returns: int
+    # Payment rows for a refund already answered (by an earlier file, or an earlier line).
+    repeated_answers: int
 
+
+# A file re-sent under another name with a few lines changed repeats every answer: the log shows
+# the first ones and the count.
+_REPEATED_LOGGED = 20
 
 # Tables replaced by D's partition at publish, from the model of the same name unless given.
 PARTITIONS = {
@@ -146,9 +152,23 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         unmatched = con.execute(
             "select refund_id, payment_id from marts.unmatched_returns order by all"
         ).fetchall()
+        repeated = con.execute(
+            "select refund_id, payment_id, status, payment_amount, ledger_status "
+            "from intermediate.int_payments_matched_to_refunds "
+            "where outcome = 'ALREADY_ANSWERED' order by all"
+        ).fetchall()
     for refund_id, payment_id in unmatched:
         log.warning("Unmatched return: payment %s names refund %s, which we never sent; "
                     "not posted", payment_id, refund_id)
+    # Never silent: an answer that changes nothing may still be money that moved (an approval
+    # after a decline, or a second approval), which only a person can settle with ImaginePay.
+    for refund_id, payment_id, status, amount, ledger_status in repeated[:_REPEATED_LOGGED]:
+        log.warning("Repeated answer: payment %s (%s, %s) answers refund %s, which an earlier "
+                    "answer already moved to %s; not applied, not posted: check it with "
+                    "ImaginePay", payment_id, status, amount, refund_id, ledger_status)
+    if len(repeated) > _REPEATED_LOGGED:
+        log.warning("Repeated answers: %d in all, the first %d above", len(repeated),
+                    _REPEATED_LOGGED)
     result = Reconciled(
         as_of_date=as_of.isoformat(),
         postings_path=str(layout.postings(as_of)),
@@ -159,6 +179,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         amount_mismatches=counts.get("AMOUNT_MISMATCH", 0),
         unanswered=counts.get("UNANSWERED", 0),
         unmatched_returns=len(unmatched),
+        repeated_answers=len(repeated),
     )
     log.info("Reconciled %s: %s", as_of, result)
     return result

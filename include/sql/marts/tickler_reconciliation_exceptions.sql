@@ -7,28 +7,65 @@ transitions as (
     where status in ('DECLINED', 'AMOUNT_MISMATCH', 'UNANSWERED')
 ),
 
+refund_ledger_events as (
+    select * from main.refund_ledger_events
+),
+
 refund_ledger as (
     select * from main.refund_ledger
 ),
 
+-- A rerun of D raises again the NO_PROCESSOR_RESPONSE that D raised before, though a later
+-- date's answer has moved the refund on since (so it is no longer D's to age): the tickler
+-- partitions are history. The other states D raises are final, and D's own file re-derives them.
+raised_before as (
+    select
+        refund_ledger_events.as_of_date,
+        refund_ledger_events.refund_id,
+        refund_ledger_events.status,
+        refund_ledger_events.detail
+    from refund_ledger_events
+    anti join transitions
+        on refund_ledger_events.refund_id = transitions.refund_id
+    where
+        refund_ledger_events.status = 'UNANSWERED'
+        and refund_ledger_events.as_of_date = getvariable('as_of_date')
+),
+
+raised as (
+    select
+        as_of_date,
+        refund_id,
+        status,
+        detail
+    from transitions
+    union all
+    select
+        as_of_date,
+        refund_id,
+        status,
+        detail
+    from raised_before
+),
+
 final as (
     select
-        transitions.as_of_date,
+        raised.as_of_date,
         refund_ledger.credit_id,
         refund_ledger.client_id,
         refund_ledger.account_id,
         refund_ledger.refund_amount as credit_amount,
-        case transitions.status
+        case raised.status
             when 'DECLINED' then 'REFUND_DECLINED'
             when 'AMOUNT_MISMATCH' then 'RETURN_AMOUNT_MISMATCH'
             when 'UNANSWERED' then 'NO_PROCESSOR_RESPONSE'
         end as reason_code,
-        'refund ' || transitions.refund_id || ': ' || transitions.detail as reason_detail,
+        'refund ' || raised.refund_id || ': ' || raised.detail as reason_detail,
         'RECONCILIATION' as source,
-        transitions.refund_id
-    from transitions
+        raised.refund_id
+    from raised
     inner join refund_ledger
-        on transitions.refund_id = refund_ledger.refund_id
+        on raised.refund_id = refund_ledger.refund_id
 )
 
 select * from final

@@ -12,7 +12,10 @@ create or replace macro csv_fields(line) as
             line, '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
         )
             then list_transform(
-                regexp_extract_all(line, '(?:^|,)("(?:[^"]|"")*"|[^,"]*)', 1),
+                -- Each field after a comma, the first too: a pattern that may match empty at
+                -- the start (^|,) made the matcher step over the comma after an empty first
+                -- field, losing the second.
+                regexp_extract_all(',' || line, ',("(?:[^"]|"")*"|[^,"]*)', 1),
                 lambda x: trim(case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
                     else x
