@@ -105,6 +105,21 @@ def test_every_row_of_a_duplicated_id_is_quarantined(scenario):
     }
 
 
+def test_a_duplicated_txn_id_is_found_however_its_lines_are_quoted(scenario):
+    # The ids are read by a shortcut for plain lines and by the RFC 4180 split for the others:
+    # both must read the same id.
+    line = ",".join(sale("T2", account="A2"))
+    quoted = line.replace("T2,", '"T2",', 1)
+    blank = line.replace("T2,", " T2,", 1)
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"), line, quoted, blank)
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert quarantined(scenario) == {
+        ("transactions_20260105.csv", n): "txn_id T2 appears on 3 lines of this file"
+        for n in (3, 4, 5)
+    }
+
+
 def test_a_txn_id_repeated_in_a_later_file_is_not_a_duplicate(scenario):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(dt.date(2026, 1, 4), sale("T1", status="PENDING"))

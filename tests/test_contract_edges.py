@@ -1,0 +1,258 @@
+"""Edge cases of CONTRACT 3 to 5, each at the boundary the contract draws."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from scenario import D, Scenario, credit, refund, sale
+
+from auto_refunds import reconciliation
+from auto_refunds.outbox import PublishedFileConflict
+
+
+@pytest.fixture
+def scenario(settings) -> Scenario:
+    return Scenario(settings)
+
+
+def test_credit_equal_to_remaining_after_a_partial_refund_is_due(scenario):
+    scenario.write_credits(D, credit("C1", "60.00"))
+    scenario.write_transactions(D, sale("T1", "100.00"), refund("R1", "T1", "40.00"))
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+
+
+def test_window_zero_days(scenario):
+    scenario.write_rules(("CL1", "true", "", "0"))
+    scenario.write_credits(D, credit("C1"), credit("C2", account="A2"))
+    scenario.write_transactions(
+        D, sale("T1", txn_date=D.isoformat()), sale("T2", txn_date="2026-01-04", account="A2")
+    )
+    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("REFUND_WINDOW_EXPIRED", None)}
+
+
+def test_window_exactly_equal(scenario):
+    scenario.write_rules(("CL1", "true", "", "4"))
+    scenario.write_credits(D, credit("C1"), credit("C2", account="A2"))
+    scenario.write_transactions(
+        D, sale("T1", txn_date="2026-01-01"), sale("T2", txn_date="2025-12-31", account="A2")
+    )
+    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("REFUND_WINDOW_EXPIRED", None)}
+
+
+def test_card_expiry_edges(scenario):
+    scenario.write_credits(
+        D, credit("C1"), credit("C2", account="A2"), credit("C3", account="A3")
+    )
+    scenario.write_transactions(
+        D,
+        sale("T1", card_exp="01/26"),
+        sale("T2", card_exp="12/99", account="A2"),
+        sale("T3", card_exp="12/25", account="A3"),
+    )
+    assert scenario.decide() == {
+        "C1": ("DUE", "T1"),
+        "C2": ("DUE", "T2"),
+        "C3": ("CARD_EXPIRED", None),
+    }
+
+
+def test_threshold_equal_and_just_below(scenario):
+    scenario.write_rules(("CL1", "true", "50.00", ""))
+    scenario.write_credits(D, credit("C1", "50.00"), credit("C2", "49.99"))
+    scenario.write_transactions(D, sale("T1", "500.00"))
+    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("BELOW_MIN_THRESHOLD", None)}
+
+
+def test_a_later_file_voiding_the_sale(scenario):
+    d1 = dt.date(2026, 1, 3)
+    scenario.write_transactions(d1, sale("T1"))
+    scenario.write_transactions(D, sale("T1", status="VOIDED"))
+    scenario.write_credits(D, credit("C1"))
+    assert scenario.decide() == {"C1": ("NO_MATCHING_TRANSACTION", None)}
+
+
+def test_a_refund_row_arriving_before_its_sale(scenario):
+    d1 = dt.date(2026, 1, 3)
+    scenario.write_transactions(d1, refund("R1", "T1", "80.00"))
+    scenario.write_transactions(D, sale("T1", "100.00"))
+    scenario.write_credits(D, credit("C1", "50.00"))
+    assert scenario.decide() == {"C1": ("CREDIT_EXCEEDS_TRANSACTION", None)}
+
+
+def test_a_pending_refund_later_declined_is_not_counted(scenario):
+    d1 = dt.date(2026, 1, 3)
+    scenario.write_transactions(d1, sale("T1", "100.00"), refund("R1", "T1", "80.00", status="PENDING"))
+    scenario.write_transactions(D, refund("R1", "T1", "80.00", status="DECLINED"))
+    scenario.write_credits(D, credit("C1", "50.00"))
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+
+
+def test_tie_break_same_date_same_amount_smallest_txn_id(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T9"), sale("T10"), sale("T2", "90.00"))
+    # "T10" < "T9" as text.
+    assert scenario.decide() == {"C1": ("DUE", "T10")}
+
+
+def test_allocation_prefix_sum_counts_rejected_credits(scenario):
+    scenario.write_credits(
+        D,
+        credit("C1", "80.00", credit_date="2026-01-01"),
+        credit("C2", "30.00", credit_date="2026-01-02"),
+        credit("C3", "10.00", credit_date="2026-01-03"),
+    )
+    scenario.write_transactions(D, sale("T1", "100.00"))
+    assert scenario.decide() == {
+        "C1": ("DUE", "T1"),
+        "C2": ("CREDIT_EXCEEDS_TRANSACTION", "T1"),
+        "C3": ("CREDIT_EXCEEDS_TRANSACTION", "T1"),
+    }
+
+
+def test_allocation_order_credit_date_before_credit_id(scenario):
+    scenario.write_credits(
+        D,
+        credit("C1", "60.00", credit_date="2026-01-03"),
+        credit("C2", "60.00", credit_date="2026-01-02"),
+    )
+    scenario.write_transactions(D, sale("T1", "100.00"))
+    assert scenario.decide() == {
+        "C1": ("CREDIT_EXCEEDS_TRANSACTION", "T1"),
+        "C2": ("DUE", "T1"),
+    }
+
+
+def test_backfill_sees_refunds_of_later_dates(scenario):
+    later = dt.date(2026, 1, 8)
+    scenario.write_transactions(dt.date(2026, 1, 2), sale("T1", "100.00"))
+    scenario.write_credits(later, credit("C1", "60.00"))
+    scenario.run(later)
+    # Backfill of D: C1 was requested by a later date; C2 may only have what is left of T1.
+    scenario.write_credits(D, credit("C1", "60.00"), credit("C2", "60.00"))
+    assert scenario.decide(D) == {
+        "C1": ("ALREADY_REQUESTED", None),
+        "C2": ("CREDIT_EXCEEDS_TRANSACTION", None),
+    }
+
+
+def test_rerun_is_byte_identical_and_manifest_fields(scenario):
+    scenario.write_credits(D, credit("C2", "20.00"), credit("C1", "30.50"))
+    scenario.write_transactions(D, sale("T1", "100.00"))
+    scenario.run(D)
+    csv_bytes = scenario.layout.refunds(D).read_bytes()
+    manifest_bytes = scenario.layout.refunds_manifest(D).read_bytes()
+    manifest = json.loads(manifest_bytes)
+    assert set(manifest) == {"file_name", "as_of_date", "record_count", "total_amount", "sha256"}
+    assert manifest["total_amount"] == "50.50"
+    assert manifest["record_count"] == 2
+    assert manifest["file_name"] == "refunds_20260105.csv"
+    scenario.run(D)
+    assert scenario.layout.refunds(D).read_bytes() == csv_bytes
+    assert scenario.layout.refunds_manifest(D).read_bytes() == manifest_bytes
+
+
+def test_empty_refund_file(scenario):
+    scenario.write_credits(D)
+    scenario.run(D)
+    assert scenario.layout.refunds(D).read_text() == (
+        "refund_id,client_id,account_id,credit_id,original_txn_id,card_token,refund_amount\n"
+    )
+    manifest = json.loads(scenario.layout.refunds_manifest(D).read_bytes())
+    assert (manifest["record_count"], manifest["total_amount"]) == (0, "0.00")
+
+
+# ---------------------------------------------------------------- reconciliation
+
+from test_reconciliation import D0, day, exceptions, ledger, payment, postings, write_payments  # noqa: E402
+from test_reconciliation import sent  # noqa: E402,F401
+
+
+def test_several_ordinary_payments_are_all_posted_sorted_by_payment_id(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario,
+        D0,
+        payment("P9", "10.00"),
+        payment("P10", "11.00"),
+        payment("P2", "-50.00", refund_id=refunds["C1"]),
+        payment("P1", "12.00"),
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    assert [line.split(",")[0] for line in postings(scenario, D0)[1:]] == [
+        "P1", "P10", "P2", "P9",
+    ]
+
+
+def test_declined_then_approved_in_a_later_file(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario, D0,
+        payment("P1", "-20.00", refund_id=refunds["C2"], status="DECLINED", code="05", message="x"),
+    )
+    reconciliation.run_all(D0, scenario.settings)
+    write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refunds["C2"]))
+    result = reconciliation.run_all(day(1), scenario.settings)
+    assert result.repeated_answers == 1
+    assert ledger(scenario)["C2"][0] == "DECLINED"
+    assert postings(scenario, day(1))[1:] == []
+
+
+def test_no_response_when_the_first_reconciliation_is_long_after(sent):
+    scenario, refunds = sent
+    write_payments(scenario, day(5), payment("P1", "-50.00", refund_id=refunds["C1"]))
+    reconciliation.run_all(day(5), scenario.settings)
+    assert sorted((r[0], r[1], r[2]) for r in exceptions(scenario)) == [
+        (day(5), "C2", "NO_PROCESSOR_RESPONSE"),
+        (day(5), "C3", "NO_PROCESSOR_RESPONSE"),
+    ]
+    write_payments(scenario, day(2))
+    reconciliation.run_all(day(2), scenario.settings)
+    write_payments(scenario, day(6))
+    reconciliation.run_all(day(6), scenario.settings)
+    assert len(exceptions(scenario)) == 2
+
+
+def test_declined_unmatched_row_is_recorded_not_posted(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario, D0,
+        payment("P1", "-20.00", refund_id="ARNOPE", status="DECLINED"),
+        payment("P2", "-20.00", refund_id="ARNOPE2"),
+    )
+    result = reconciliation.run_all(D0, scenario.settings)
+    assert result.unmatched_returns == 2
+    assert postings(scenario, D0)[1:] == []
+    assert exceptions(scenario) == []
+
+
+# A decline recorded after D was published gives its amount back to remaining(t) (CONTRACT 3):
+# a rerun of D with the same files then decides differently, and CONTRACT 4 refuses to change a
+# published file. The rerun fails, naming the difference, and the file stays as it was.
+def test_a_rerun_of_d_after_another_dates_refund_was_declined_is_refused(scenario):
+    d1 = dt.date(2026, 1, 4)
+    scenario.write_transactions(d1, sale("T1", "100.00"))
+    scenario.write_credits(d1, credit("C1", "80.00"))
+    scenario.run(d1)
+    # D: C2 exceeds what C1 left of T1: an exception, and an empty refund file.
+    scenario.write_credits(D, credit("C2", "50.00"))
+    scenario.run(D)
+    before = scenario.layout.refunds(D).read_bytes()
+    # C1's refund is declined afterwards (as its reconciliation would record it).
+    scenario.query("update refund_ledger set status = 'DECLINED'")
+    with pytest.raises(PublishedFileConflict, match="1 row"):
+        scenario.run(D)
+    assert scenario.layout.refunds(D).read_bytes() == before
+
+
+def test_a_late_extract_of_an_earlier_date_does_not_undo_a_later_version(scenario):
+    d2, d3, d4 = (dt.date(2026, 1, n) for n in (2, 3, 4))
+    scenario.write_transactions(d2, sale("T1", "100.00"))
+    scenario.write_transactions(d4, sale("T1", "100.00", status="VOIDED"))
+    scenario.write_credits(d4, credit("C1"))
+    assert scenario.decide(d4) == {"C1": ("NO_MATCHING_TRANSACTION", None)}
+    scenario.write_transactions(d3, sale("T1", "100.00"))
+    scenario.write_credits(d3, credit("C1"))
+    assert scenario.decide(d3) == {"C1": ("DUE", "T1")}
+    assert scenario.decide(d4) == {"C1": ("NO_MATCHING_TRANSACTION", None)}
