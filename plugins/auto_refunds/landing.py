@@ -140,7 +140,11 @@ def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
 
 def masking_version(kind: str) -> str:
     """What a change of decides how the lines of ``kind`` are landed, for the typing's version."""
-    code = inspect.getsource(mask_fields) + inspect.getsource(card_numbers)
+    code = (
+        inspect.getsource(mask_fields)
+        + inspect.getsource(_escaped)
+        + inspect.getsource(card_numbers)
+    )
     return SOURCES[kind].landed_line() + code
 
 
@@ -211,12 +215,28 @@ def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
                     line.decode("utf-8")
                 except UnicodeDecodeError:
                     text = line.rstrip(b"\r\n")
-                    escaped = text.decode("utf-8", "backslashreplace")
-                    line = (NOT_UTF8_MARK + escaped).encode() + line[len(text) :]
+                    line = (NOT_UTF8_MARK + _escaped(text)).encode() + line[len(text) :]
                 target.write(line)
         yield copy
     finally:
         copy.unlink(missing_ok=True)
+
+
+def _escaped(text: bytes) -> str:
+    """``text`` decoded, each undecodable byte escaped (``\\xff``) and the card numbers of the
+    decoded runs between them masked (CONTRACT 7). A byte that does not decode is no letter or
+    digit, so it ends a card number; once escaped, its letters (``xff``) would join the digits
+    that follow into one word that hides the number. Such a line is quarantined whole, so its
+    ids are masked too, as everywhere in its raw line."""
+    pieces = []
+    while True:
+        try:
+            pieces.append(card_numbers.mask(text.decode("utf-8")))
+            return "".join(pieces)
+        except UnicodeDecodeError as exc:
+            pieces.append(card_numbers.mask(text[: exc.start].decode("utf-8")))
+            pieces.append(text[exc.start : exc.end].decode("utf-8", "backslashreplace"))
+            text = text[exc.end :]
 
 
 def check_header(path: Path, expected: tuple[str, ...]) -> None:

@@ -1,0 +1,74 @@
+"""Review of landing, typing and quarantine against CONTRACT 1, 2 and 7 (branch review-landing)."""
+
+from __future__ import annotations
+
+import pytest
+from scenario import D, Scenario, credit, sale
+
+from auto_refunds import daily, models
+from auto_refunds.landing import InputFileError
+from auto_refunds.layout import PAYMENTS_HEADER
+from auto_refunds.warehouse import connect
+
+CARD = "4111111111111111"
+
+
+@pytest.fixture
+def scenario(settings) -> Scenario:
+    return Scenario(settings)
+
+
+def quarantined(scenario: Scenario) -> dict[tuple[str, int], str]:
+    rows = scenario.query(
+        "select source_file, line_number, error from marts.quarantine_rows order by all"
+    )
+    return {(source_file, line): error for source_file, line, error in rows}
+
+
+def append(scenario: Scenario, kind: str, data: bytes) -> None:
+    scenario._prepare(D)
+    path = scenario.layout.credits(D) if kind == "credits" else scenario.layout.transactions(D)
+    with open(path, "ab") as handle:
+        handle.write(data)
+
+
+def build(scenario: Scenario) -> None:
+    daily.extract(D, scenario.settings)
+    for model in models.DAILY_MODELS:
+        daily.build_model(D, model.name, scenario.settings)
+
+
+def tables_text(scenario: Scenario) -> str:
+    """Every table's rows, with separators dropped, landing tables included."""
+    tables = scenario.query("select schema_name, table_name from duckdb_tables()")
+    text = repr([scenario.query(f"select * from {schema}.{table}") for schema, table in tables])
+    return text.replace(" ", "").replace("-", "")
+
+
+# CONTRACT 7: a card number standing alone after an undecodable byte is still a card number (the
+# byte is not a letter or digit). Escaped as `\xe9`, the letters of the escape joined the digits
+# into one word, and the number was kept in clear in quarantine_rows.raw_line (and in the landing
+# copy of a credits line, whose non-id fields must be masked).
+@pytest.mark.parametrize(
+    ("kind", "line"),
+    [
+        ("credits", b"C2,CL1,A1,\xe9" + CARD.encode() + b",2026-01-04\n"),
+        (
+            "transactions",
+            b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,\xff"
+            + CARD.encode()
+            + b",1111\n",
+        ),
+    ],
+)
+def test_a_card_number_after_an_undecodable_byte_is_masked(scenario, kind, line):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    append(scenario, kind, line)
+    build(scenario)
+    ((line_number, raw_line, error),) = scenario.query(
+        "select line_number, raw_line, error from marts.quarantine_rows"
+    )
+    assert (line_number, error) == (3, "line is not valid UTF-8")
+    assert CARD not in raw_line and raw_line.count("************1111") == 1
+    assert CARD not in tables_text(scenario)
