@@ -72,3 +72,32 @@ def test_a_card_number_after_an_undecodable_byte_is_masked(scenario, kind, line)
     assert (line_number, error) == (3, "line is not valid UTF-8")
     assert CARD not in raw_line and raw_line.count("************1111") == 1
     assert CARD not in tables_text(scenario)
+
+
+# CONTRACT 2: every row of a credit_id / txn_id that appears more than once in one file is
+# quarantined. A line that is also not valid UTF-8 (in another field) still carries that id:
+# the other line of the id was refunded as if it were the only one.
+@pytest.mark.parametrize(
+    ("kind", "line", "expected"),
+    [
+        ("credits", b"C1,CL1,A1,\xff,2026-01-04\n", {"C1": None}),
+        (
+            "transactions",
+            b"T1,CL1,A1,SALE,,,\xff,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\n",
+            {"C1": ("NO_MATCHING_TRANSACTION", None)},
+        ),
+    ],
+)
+def test_an_id_repeated_on_a_line_that_is_not_utf8_quarantines_both(
+    scenario, kind, line, expected
+):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    append(scenario, kind, line)
+    outcomes = scenario.decide()
+    source = f"{kind}_20260105.csv"
+    found = quarantined(scenario)
+    assert set(found) == {(source, 2), (source, 3)}
+    assert found[(source, 3)] == "line is not valid UTF-8"
+    assert "appears on 2 lines" in found[(source, 2)]
+    assert outcomes == {k: v for k, v in expected.items() if v is not None}

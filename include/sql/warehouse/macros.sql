@@ -37,6 +37,10 @@ create or replace macro line_shape_error(raw_line, field_count, expected) as
 -- A field as text: empty read as missing.
 create or replace macro field_text(fields, i) as nullif(fields[i], '');
 
+-- The line's id, its first field, as text: without the mark of a line that is not UTF-8
+-- (landing.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
+create or replace macro id_text(fields) as nullif(trim(ltrim(fields[1], chr(1))), '');
+
 -- Money: plain decimal, at most two decimals, fits DECIMAL(18,2).
 create or replace macro money_value(txt) as
     case
