@@ -101,3 +101,18 @@ def test_an_id_repeated_on_a_line_that_is_not_utf8_quarantines_both(
     assert found[(source, 3)] == "line is not valid UTF-8"
     assert "appears on 2 lines" in found[(source, 2)]
     assert outcomes == {k: v for k, v in expected.items() if v is not None}
+
+
+# CONTRACT 7: every error message kept for a person is masked. A file sent without its header
+# starts with a data line: the wrong-header error quoted that line, card number included.
+def test_a_wrong_header_error_masks_card_numbers(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario._prepare(D)
+    scenario.layout.transactions(D).write_text(
+        f"T1,CL1,A1,SALE,,,5.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,{CARD},1111\n"
+    )
+    with pytest.raises(InputFileError) as raised:
+        daily.extract(D, scenario.settings)
+    message = str(raised.value)
+    assert "transactions_20260105.csv line 1: wrong header" in message
+    assert CARD not in message and "************1111" in message

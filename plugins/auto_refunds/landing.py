@@ -252,7 +252,8 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
     if found != expected:
         raise InputFileError(
             f"{path} line 1: wrong header: expected {','.join(expected)!r}, "
-            f"found {first.rstrip(chr(13) + chr(10))!r}"
+            # A file sent without its header starts with a data line (CONTRACT 7: masked).
+            f"found {card_numbers.mask(first.rstrip(chr(13) + chr(10)))!r}"
         )
 
 
@@ -367,7 +368,8 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | N
     try:
         return con.execute(sql, params or [])
     except duckdb.Error as exc:
-        raise InputFileError(f"{path}: cannot be read: {exc}") from exc
+        # DuckDB's message may quote a line of the file (CONTRACT 7: masked).
+        raise InputFileError(f"{path}: cannot be read: {card_numbers.mask(str(exc))}") from exc
 
 
 def sql_literal(text: str) -> str:
