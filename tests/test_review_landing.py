@@ -116,3 +116,15 @@ def test_a_wrong_header_error_masks_card_numbers(scenario):
     message = str(raised.value)
     assert "transactions_20260105.csv line 1: wrong header" in message
     assert CARD not in message and "************1111" in message
+
+
+# DuckDB's error for a line it cannot take quotes that line ("Original Line: ..."): the message
+# names the file and must mask the card numbers in it (CONTRACT 7).
+def test_an_unreadable_file_error_masks_card_numbers(scenario):
+    scenario.write_credits(D, credit("C1"))
+    append(scenario, "credits", f"C2,CL1,A1,{CARD},{'x' * 2_100_000}\n".encode())
+    with pytest.raises(InputFileError) as raised:
+        daily.extract(D, scenario.settings)
+    message = str(raised.value)
+    assert "credits_20260105.csv: cannot be read" in message
+    assert CARD not in message and "************1111" in message
