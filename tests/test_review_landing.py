@@ -7,8 +7,6 @@ from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily, models
 from auto_refunds.landing import InputFileError
-from auto_refunds.layout import PAYMENTS_HEADER
-from auto_refunds.warehouse import connect
 
 CARD = "4111111111111111"
 
@@ -128,3 +126,19 @@ def test_an_unreadable_file_error_masks_card_numbers(scenario):
     message = str(raised.value)
     assert "credits_20260105.csv: cannot be read" in message
     assert CARD not in message and "************1111" in message
+
+
+# CONTRACT 2: an unreadable file or a wrong header fails the run with a message naming the file.
+# A header line holding a bare carriage return (a file with old Mac line ends) made csv.reader
+# raise its own csv.Error, which names no file and is retried as if time could heal it.
+def test_a_header_with_a_bare_carriage_return_fails_naming_the_file(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    path = scenario.layout.credits(D)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r"))
+    wrong_header = r"credits_20260105\.csv line 1: wrong header"
+    with pytest.raises(InputFileError, match=wrong_header) as raised:
+        daily.extract(D, scenario.settings)
+    assert "C1" not in str(raised.value)  # the header line only, not the whole file
+    assert scenario.query("select count(*) from landing.files") == [(0,)]

@@ -248,12 +248,17 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
             first = handle.readline().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot be read: {exc}") from exc
-    found = tuple(field.strip() for field in next(csv.reader([first]), []))
+    try:
+        found = tuple(field.strip() for field in next(csv.reader([first]), []))
+    except csv.Error:
+        # A bare carriage return (a file with old Mac line ends): no header the contract's.
+        found = None
     if found != expected:
         raise InputFileError(
             f"{path} line 1: wrong header: expected {','.join(expected)!r}, "
-            # A file sent without its header starts with a data line (CONTRACT 7: masked).
-            f"found {card_numbers.mask(first.rstrip(chr(13) + chr(10)))!r}"
+            # A file sent without its header starts with a data line (CONTRACT 7: masked). Up
+            # to its first line break of any kind: a file with bare CR line ends is one line.
+            f"found {card_numbers.mask((first.splitlines() or [''])[0])!r}"
         )
 
 
