@@ -7,6 +7,8 @@ from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily, models
 from auto_refunds.landing import InputFileError
+from auto_refunds.layout import PAYMENTS_HEADER
+from auto_refunds.warehouse import connect
 
 CARD = "4111111111111111"
 
@@ -142,3 +144,39 @@ def test_a_header_with_a_bare_carriage_return_fails_naming_the_file(scenario):
         daily.extract(D, scenario.settings)
     assert "C1" not in str(raised.value)  # the header line only, not the whole file
     assert scenario.query("select count(*) from landing.files") == [(0,)]
+
+
+# CONTRACT 1: RFC 4180 quoting. A quoted field may hold a line break (RFC 4180 2.6); the record
+# must be read as one row, not quarantined as two broken lines. NOT FIXED (docs/formats-and-rules.md
+# records it as unsupported; the landing reads physical lines).
+def test_a_line_break_inside_a_quoted_field_is_one_record(settings):
+    from auto_refunds import reconciliation
+
+    path = settings.layout.payments(D)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        (
+            ",".join(PAYMENTS_HEADER)
+            + "\nP1,CL1,A1,T1,,10.00,APPROVED,00,ok,2026-01-05\n"
+            + 'P2,CL1,A1,T2,,10.00,APPROVED,00,"approved\nsee note",2026-01-05\n'
+        ).encode()
+    )
+    reconciliation.load(D, settings)
+    for model in models.RECONCILIATION_MODELS:
+        reconciliation.build_model(D, model.name, settings)
+    with connect(settings, D) as con:
+        assert con.execute("select * from marts.reconciliation_quarantine_rows").fetchall() == []
+        assert con.execute(
+            "select payment_id from marts.payment_postings order by 1"
+        ).fetchall() == [("P1",), ("P2",)]
+
+
+# CONTRACT 2: a row that cannot be read is quarantined and never stops the other rows. A line
+# longer than DuckDB's max_line_size (2 MB) failed the whole file. NOT FIXED.
+def test_an_overlong_line_is_quarantined_and_the_rest_goes_on(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    append(scenario, "credits", f"C2,CL1,A1,{'9' * 2_100_000},2026-01-04\n".encode())
+    append(scenario, "credits", b"C3,CL1,A1,10.00,2026-01-04\n")
+    assert scenario.decide() == {"C1": ("DUE", "T1"), "C3": ("DUE", "T1")}
+    assert list(quarantined(scenario)) == [("credits_20260105.csv", 3)]
