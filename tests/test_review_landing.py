@@ -180,3 +180,22 @@ def test_an_overlong_line_is_quarantined_and_the_rest_goes_on(scenario):
     append(scenario, "credits", b"C3,CL1,A1,10.00,2026-01-04\n")
     assert scenario.decide() == {"C1": ("DUE", "T1"), "C3": ("DUE", "T1")}
     assert list(quarantined(scenario)) == [("credits_20260105.csv", 3)]
+
+
+# CONTRACT 2 typing must not depend on an unrelated field: csv_fields took its cheap split (no
+# trim) on a line without a quote or an ASCII space, and DuckDB's trim() elsewhere, which also
+# drops Unicode spaces (U+00A0...). The same amount "50.00<NBSP>" was then quarantined on one
+# line and refunded on the next, where another field happened to hold a blank.
+def test_a_field_reads_the_same_whatever_the_other_fields_hold(scenario):
+    scenario.write_credits(
+        D,
+        "C1,CL1,A1,50.00\u00a0,2026-01-04",
+        "C2,CL1,A1,50.00\u00a0, 2026-01-04",
+        'C3,CL1,A1,50.00\u00a0,"2026-01-04"',
+    )
+    scenario.write_transactions(D, sale("T1"))
+    outcomes = scenario.decide()
+    found = quarantined(scenario)
+    assert outcomes == {}
+    assert sorted(line for _, line in found) == [2, 3, 4]
+    assert len(set(found.values())) == 1

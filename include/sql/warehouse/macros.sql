@@ -2,12 +2,15 @@
 -- read cleanly into its type becomes null, and the matching *_error macro says why.
 
 -- RFC 4180 fields of one physical line, without surrounding blanks (inside quotes too: an id
--- or an amount never means its blanks); null when the quoting is broken. Lines without a quote or a blank (nearly all of them) take the cheap split.
+-- or an amount never means its blanks); null when the quoting is broken. Blanks are ASCII spaces,
+-- as in landing._fields and the cheap split's test: trim() alone also drops Unicode spaces
+-- (U+00A0...), so a field would read one way or another by what the other fields hold.
+-- Lines without a quote or a blank (nearly all of them) take the cheap split.
 create or replace macro csv_fields(line) as
     case
         when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
         when not contains(line, '"')
-            then list_transform(string_split(line, ','), lambda x: trim(x))
+            then list_transform(string_split(line, ','), lambda x: trim(x, ' '))
         when regexp_full_match(
             line, '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
         )
@@ -19,7 +22,7 @@ create or replace macro csv_fields(line) as
                 lambda x: trim(case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
                     else x
-                end)
+                end, ' ')
             )
     end;
 
