@@ -7,6 +7,8 @@ import json
 
 import pytest
 from scenario import D, Scenario, credit, refund, sale
+from test_reconciliation import D0, day, exceptions, ledger, payment, postings, write_payments
+from test_reconciliation import sent as sent  # noqa: F401 (the fixture)
 
 from auto_refunds import reconciliation
 from auto_refunds.outbox import PublishedFileConflict
@@ -83,7 +85,9 @@ def test_a_refund_row_arriving_before_its_sale(scenario):
 
 def test_a_pending_refund_later_declined_is_not_counted(scenario):
     d1 = dt.date(2026, 1, 3)
-    scenario.write_transactions(d1, sale("T1", "100.00"), refund("R1", "T1", "80.00", status="PENDING"))
+    scenario.write_transactions(
+        d1, sale("T1", "100.00"), refund("R1", "T1", "80.00", status="PENDING")
+    )
     scenario.write_transactions(D, refund("R1", "T1", "80.00", status="DECLINED"))
     scenario.write_credits(D, credit("C1", "50.00"))
     assert scenario.decide() == {"C1": ("DUE", "T1")}
@@ -165,8 +169,6 @@ def test_empty_refund_file(scenario):
 
 # ---------------------------------------------------------------- reconciliation
 
-from test_reconciliation import D0, day, exceptions, ledger, payment, postings, write_payments  # noqa: E402
-from test_reconciliation import sent  # noqa: E402,F401
 
 
 def test_several_ordinary_payments_are_all_posted_sorted_by_payment_id(sent):

@@ -140,7 +140,11 @@ def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
 
 def masking_version(kind: str) -> str:
     """What a change of decides how the lines of ``kind`` are landed, for the typing's version."""
-    code = inspect.getsource(mask_fields) + inspect.getsource(card_numbers)
+    code = (
+        inspect.getsource(mask_fields)
+        + inspect.getsource(_escaped)
+        + inspect.getsource(card_numbers)
+    )
     return SOURCES[kind].landed_line() + code
 
 
@@ -211,12 +215,28 @@ def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
                     line.decode("utf-8")
                 except UnicodeDecodeError:
                     text = line.rstrip(b"\r\n")
-                    escaped = text.decode("utf-8", "backslashreplace")
-                    line = (NOT_UTF8_MARK + escaped).encode() + line[len(text) :]
+                    line = (NOT_UTF8_MARK + _escaped(text)).encode() + line[len(text) :]
                 target.write(line)
         yield copy
     finally:
         copy.unlink(missing_ok=True)
+
+
+def _escaped(text: bytes) -> str:
+    """``text`` decoded, each undecodable byte escaped (``\\xff``) and the card numbers of the
+    decoded runs between them masked (CONTRACT 7). A byte that does not decode is no letter or
+    digit, so it ends a card number; once escaped, its letters (``xff``) would join the digits
+    that follow into one word that hides the number. Such a line is quarantined whole, so its
+    ids are masked too, as everywhere in its raw line."""
+    pieces = []
+    while True:
+        try:
+            pieces.append(card_numbers.mask(text.decode("utf-8")))
+            return "".join(pieces)
+        except UnicodeDecodeError as exc:
+            pieces.append(card_numbers.mask(text[: exc.start].decode("utf-8")))
+            pieces.append(text[exc.start : exc.end].decode("utf-8", "backslashreplace"))
+            text = text[exc.end :]
 
 
 def check_header(path: Path, expected: tuple[str, ...]) -> None:
@@ -228,11 +248,17 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
             first = handle.readline().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot be read: {exc}") from exc
-    found = tuple(field.strip() for field in next(csv.reader([first]), []))
+    try:
+        found = tuple(field.strip() for field in next(csv.reader([first]), []))
+    except csv.Error:
+        # A bare carriage return (a file with old Mac line ends): no header the contract's.
+        found = None
     if found != expected:
         raise InputFileError(
             f"{path} line 1: wrong header: expected {','.join(expected)!r}, "
-            f"found {first.rstrip(chr(13) + chr(10))!r}"
+            # A file sent without its header starts with a data line (CONTRACT 7: masked). Up
+            # to its first line break of any kind: a file with bare CR line ends is one line.
+            f"found {card_numbers.mask((first.splitlines() or [''])[0])!r}"
         )
 
 
@@ -302,13 +328,21 @@ def land(
 _NOT_BLANK = "ltrim(raw_line) <> ''"
 
 
+# DuckDB refuses a whole file for one line longer than its max_line_size (2 MB by default): a
+# line up to this length is read, so that staging quarantines it and the other lines go on
+# (CONTRACT 2); a longer one fails the file, naming it. The buffer stays DuckDB's default size.
+_MAX_LINE_BYTES = 16 << 20
+_BUFFER_BYTES = 32 << 20
+
+
 def _physical_lines(path: Path) -> str:
     # NUL as the delimiter and no quoting: every physical line arrives whole, in order.
     return f"""
         select raw_line
         from read_csv(
             {sql_literal(str(path))}, header = false, columns = {{'raw_line': 'VARCHAR'}},
-            delim = '\\0', quote = '', escape = '', auto_detect = false
+            delim = '\\0', quote = '', escape = '', auto_detect = false,
+            max_line_size = {_MAX_LINE_BYTES}, buffer_size = {_BUFFER_BYTES}
         )
     """
 
@@ -347,7 +381,8 @@ def _read(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | N
     try:
         return con.execute(sql, params or [])
     except duckdb.Error as exc:
-        raise InputFileError(f"{path}: cannot be read: {exc}") from exc
+        # DuckDB's message may quote a line of the file (CONTRACT 7: masked).
+        raise InputFileError(f"{path}: cannot be read: {card_numbers.mask(str(exc))}") from exc
 
 
 def sql_literal(text: str) -> str:

@@ -21,7 +21,7 @@ renamed as materialized (
         line_number,
         raw_line,
         len(parsed_fields) as field_count,
-        field_text(parsed_fields, 1) as client_id,
+        id_text(parsed_fields) as client_id,
         lower(field_text(parsed_fields, 2)) as auto_refunds_enabled_text,
         field_text(parsed_fields, 3) as min_balance_threshold_text,
         field_text(parsed_fields, 4) as refund_window_days_text

@@ -21,7 +21,7 @@ renamed as materialized (
         line_number,
         raw_line,
         len(parsed_fields) as field_count,
-        field_text(parsed_fields, 1) as payment_id,
+        id_text(parsed_fields) as payment_id,
         field_text(parsed_fields, 2) as client_id,
         field_text(parsed_fields, 3) as account_id,
         field_text(parsed_fields, 4) as txn_id,

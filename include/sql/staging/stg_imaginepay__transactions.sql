@@ -26,7 +26,7 @@ renamed as not materialized (
         line_number,
         raw_line,
         len(parsed_fields) as field_count,
-        field_text(parsed_fields, 1) as txn_id,
+        id_text(parsed_fields) as txn_id,
         field_text(parsed_fields, 2) as client_id,
         field_text(parsed_fields, 3) as account_id,
         upper(field_text(parsed_fields, 4)) as txn_type,
@@ -58,7 +58,7 @@ renamed as not materialized (
 line_id_hashes as materialized (
     select
         line_number,
-        hash(source_file, nullif(csv_first_field(raw_line), '')) as id_hash
+        hash(source_file, line_id_text(raw_line)) as id_hash
     from landing_transactions
 ),
 
@@ -79,7 +79,7 @@ lines_with_a_repeated_hash as (
 line_ids as (
     select
         landing_transactions.source_file,
-        nullif(csv_first_field(landing_transactions.raw_line), '') as txn_id
+        line_id_text(landing_transactions.raw_line) as txn_id
     from landing_transactions
     semi join lines_with_a_repeated_hash
         on landing_transactions.line_number = lines_with_a_repeated_hash.line_number

@@ -2,12 +2,15 @@
 -- read cleanly into its type becomes null, and the matching *_error macro says why.
 
 -- RFC 4180 fields of one physical line, without surrounding blanks (inside quotes too: an id
--- or an amount never means its blanks); null when the quoting is broken. Lines without a quote or a blank (nearly all of them) take the cheap split.
+-- or an amount never means its blanks); null when the quoting is broken. Blanks are ASCII spaces,
+-- as in landing._fields and the cheap split's test: trim() alone also drops Unicode spaces
+-- (U+00A0...), so a field would read one way or another by what the other fields hold.
+-- Lines without a quote or a blank (nearly all of them) take the cheap split.
 create or replace macro csv_fields(line) as
     case
         when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
         when not contains(line, '"')
-            then list_transform(string_split(line, ','), lambda x: trim(x))
+            then list_transform(string_split(line, ','), lambda x: trim(x, ' '))
         when regexp_full_match(
             line, '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
         )
@@ -19,17 +22,8 @@ create or replace macro csv_fields(line) as
                 lambda x: trim(case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
                     else x
-                end)
+                end, ' ')
             )
-    end;
-
--- csv_fields(line)[1], without splitting the rest of the line when it needs no unquoting: the
--- typing reads every extract line's id this way to find the ids repeated in a file.
-create or replace macro csv_first_field(line) as
-    case
-        when contains(line, '"') or contains(line, ' ') then csv_fields(line)[1]
-        when contains(line, ',') then left(line, instr(line, ',') - 1)
-        else line
     end;
 
 -- Why a line's fields cannot be read, or null: not valid UTF-8 (landing marks such a line with a
@@ -45,6 +39,21 @@ create or replace macro line_shape_error(raw_line, field_count, expected) as
 
 -- A field as text: empty read as missing.
 create or replace macro field_text(fields, i) as nullif(fields[i], '');
+
+-- A line's id, its first field, as text: without the mark of a line that is not UTF-8
+-- (landing.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
+create or replace macro id_value(field) as nullif(trim(ltrim(field, chr(1)), ' '), '');
+
+create or replace macro id_text(fields) as id_value(fields[1]);
+
+-- id_text(csv_fields(line)), without splitting the rest of the line when it needs no unquoting:
+-- the typing reads every extract line's id this way to find the ids repeated in a file.
+create or replace macro line_id_text(line) as
+    id_value(case
+        when contains(line, '"') or contains(line, ' ') then csv_fields(line)[1]
+        when contains(line, ',') then left(line, instr(line, ',') - 1)
+        else line
+    end);
 
 -- Money: plain decimal, at most two decimals, fits DECIMAL(18,2).
 create or replace macro money_value(txt) as
