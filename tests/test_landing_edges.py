@@ -148,7 +148,6 @@ def test_a_header_with_a_bare_carriage_return_fails_naming_the_file(scenario):
 
 # CONTRACT 1: RFC 4180 quoting. A quoted field may hold a line break (RFC 4180 2.6); the record
 # must be read as one row, not quarantined as two broken lines.
-@pytest.mark.xfail(strict=True, reason="the landing reads physical lines")
 def test_a_line_break_inside_a_quoted_field_is_one_record(settings):
     from auto_refunds import reconciliation
 
@@ -199,3 +198,40 @@ def test_a_field_reads_the_same_whatever_the_other_fields_hold(scenario):
     assert outcomes == {}
     assert sorted(line for _, line in found) == [2, 3, 4]
     assert len(set(found.values())) == 1
+
+
+def test_a_quoted_line_break_joins_the_lines_of_one_record_and_numbers_the_rest(scenario):
+    scenario.write_credits(
+        D, credit("C1"), 'C2,CL1,"A\n1",50.00,2026-01-04', credit("C3", "20.00")
+    )
+    scenario.write_transactions(
+        D, sale("T1"), ",".join(sale("T2", account="B1")).replace(",B1,", ',"B\n1",', 1),
+        sale("T3", account="A3"), sale("T3", account="A3"),
+    )
+    # C2's account is "A<LF>1", which no sale has.
+    assert scenario.decide() == {
+        "C1": ("DUE", "T1"), "C2": ("NO_MATCHING_TRANSACTION", None), "C3": ("DUE", "T1")
+    }
+    assert quarantined(scenario) == {
+        ("transactions_20260105.csv", n): "txn_id T3 appears on 2 lines of this file"
+        for n in (5, 6)
+    }
+    assert scenario.query(
+        "select line_number, account_id from staging.stg_imaginepay__transactions "
+        "where txn_id = 'T2'"
+    ) == [(3, "B\n1")]
+
+
+def test_two_broken_lines_do_not_swallow_the_record_between_them(scenario):
+    scenario.write_credits(
+        D,
+        credit("C1"),
+        'C9,"CL1,A1,10.00,2026-01-04',
+        credit("C2", "20.00"),
+        'C8,CL1",A1,10.00,2026-01-04',
+    )
+    scenario.write_transactions(D, sale("T1"))
+    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("DUE", "T1")}
+    assert quarantined(scenario) == {
+        ("credits_20260105.csv", n): "line is not valid CSV (broken quoting)" for n in (3, 5)
+    }

@@ -122,26 +122,31 @@ def _type_file(
     lines, inside the caller's transaction."""
     from auto_refunds.landing import (
         SOURCES,
+        fingerprint,
         insertion_order,
+        join_quoted_line_breaks,
         lines_query,
         masking,
         readable,
-        sha256_of,
         sql_literal,
     )
 
+    source = SOURCES[model.file_kind]
     source_file, file_date, digest, valid_utf8 = registered
     with ThreadPoolExecutor(1) as hasher:
         # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
         # typed only if it is still the content registered.
-        rehashed = hasher.submit(sha256_of, path)
+        rehashed = hasher.submit(fingerprint, path)
         with insertion_order(con), masking(con), readable(path, valid_utf8) as lines:
             con.execute(
                 "create or replace temp table landing_lines as "
-                + lines_query(lines, SOURCES[model.file_kind])
+                + lines_query(lines, source.landed_line())
             )
-        if rehashed.result() != digest:
+        printed = rehashed.result()
+        if printed.sha256 != digest:
             raise changed
+    if printed.quoted:
+        join_quoted_line_breaks(con, "landing_lines", len(source.header))
     # The file's name and date are the same on every line: held once, not per line, so that
     # numbering the lines has less to spill.
     con.execute(

@@ -140,11 +140,10 @@ def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
 
 def masking_version(kind: str) -> str:
     """What a change of decides how the lines of ``kind`` are landed, for the typing's version."""
-    code = (
-        inspect.getsource(mask_fields)
-        + inspect.getsource(_escaped)
-        + inspect.getsource(card_numbers)
-    )
+    code = "".join(
+        inspect.getsource(part)
+        for part in (mask_fields, _escaped, _fields, _is_record, join_quoted_line_breaks)
+    ) + inspect.getsource(card_numbers)
     return SOURCES[kind].landed_line() + code
 
 
@@ -170,17 +169,22 @@ NOT_UTF8_MARK = "\x01"
 class Fingerprint:
     sha256: str
     valid_utf8: bool
+    # Whether the file holds a double quote anywhere: only then can a quoted field hold a line
+    # break. Not kept with the file's registration: unknown is taken as quoted.
+    quoted: bool = True
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """The file's SHA-256, and whether all of it is UTF-8, in one read. ASCII blocks (nearly all)
-    are not decoded."""
+    """The file's SHA-256, whether all of it is UTF-8 and whether it holds a quote, in one read.
+    ASCII blocks (nearly all) are not decoded."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     valid = True
+    quoted = False
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+            quoted = quoted or b'"' in block
             if valid and not (block.isascii() and not decoder.getstate()[0]):
                 try:
                     decoder.decode(block)
@@ -191,7 +195,7 @@ def fingerprint(path: Path) -> Fingerprint:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             valid = False
-    return Fingerprint(digest.hexdigest(), valid)
+    return Fingerprint(digest.hexdigest(), valid, quoted)
 
 
 def sha256_of(path: Path) -> str:
@@ -290,16 +294,34 @@ def land(
         date_column = ", file_date" if source.dated else ""
         date_value = ", ?::date" if source.dated else ""
         params = [name, file_date] if source.dated else [name]
-        with insertion_order(con), masking(con), readable(path, printed.valid_utf8) as lines:
-            _read(
-                con,
-                path,
-                f"""
-                insert into {source.table} (source_file{date_column}, line_number, raw_line)
-                select ?{date_value}, line_number, raw_line from ({lines_query(lines, source)})
-                """,
-                params,
-            )
+        insert = f"insert into {source.table} (source_file{date_column}, line_number, raw_line)"
+        if printed.quoted:
+            # Records are joined across the line breaks of quoted fields before they are
+            # masked, so that each is masked field by field like any other.
+            with insertion_order(con), readable(path, printed.valid_utf8) as lines:
+                _read(
+                    con,
+                    path,
+                    "create or replace temp table landing_lines as "
+                    + lines_query(lines, line="raw_line"),
+                )
+            join_quoted_line_breaks(con, "landing_lines", len(source.header))
+            with masking(con):
+                con.execute(
+                    f"{insert} select ?{date_value}, line_number, {source.landed_line()} "
+                    "from landing_lines",
+                    params,
+                )
+            con.execute("drop table landing_lines")
+        else:
+            with insertion_order(con), masking(con), readable(path, printed.valid_utf8) as lines:
+                _read(
+                    con,
+                    path,
+                    f"{insert} select ?{date_value}, line_number, raw_line "
+                    f"from ({lines_query(lines, source.landed_line())})",
+                    params,
+                )
         lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
     else:
         # The data lines of lines_query, counted without numbering them: every line that is not
@@ -347,20 +369,105 @@ def _physical_lines(path: Path) -> str:
     """
 
 
-def lines_query(path: Path, source: Source) -> str:
+def lines_query(path: Path, line: str) -> str:
     """The data lines of ``path`` as (line_number, raw_line), header and blank lines left out,
-    as ``source`` lands them (``Source.landed_line``).
+    each as the SQL ``line`` makes it of ``raw_line`` (``Source.landed_line``).
 
     The line numbers come from scan order: run it inside ``insertion_order``.
     """
     return f"""
-        select line_number, {source.landed_line()} as raw_line
+        select line_number, {line} as raw_line
         from (
             select row_number() over () as line_number, raw_line
             from ({_physical_lines(path)})
         )
         where line_number > 1 and {_NOT_BLANK}
     """
+
+
+# A quoted field holds at most this many line breaks: an unbalanced quote (a broken line) must not
+# draw the lines after it into one record.
+_MAX_LINES_A_RECORD = 20
+
+_ODD_QUOTES = """(length(raw_line) - length(replace(raw_line, '"', ''))) % 2 = 1"""
+
+
+def _is_record(line: str, width: int) -> bool:
+    fields = _fields(line)
+    return fields is not None and len(fields) == width
+
+
+def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: int) -> int:
+    """Join into one record the physical lines of ``table`` (line_number, raw_line) that a quoted
+    field's line breaks split (RFC 4180 2.6); returns the records joined.
+
+    A line leaves a quote open when it holds an odd number of quotes, and the next such line
+    closes it. The lines from one to the other (at most ``_MAX_LINES_A_RECORD``) become one
+    record, numbered by its first line and joined by LF, when that record reads as ``width``
+    fields and no line between reads as a record of its own; otherwise the opening line is broken
+    quoting on its own (staging quarantines it) and the lines after it stay as they are. A blank
+    line inside the field is lost with the other blank lines.
+    """
+    odd = [
+        row[0]
+        for row in con.execute(
+            f"select line_number from {table} where {_ODD_QUOTES} order by line_number"
+        ).fetchall()
+    ]
+    # Every line that could belong to a record: from each odd line to the next, when close.
+    wanted = sorted({
+        number
+        for first, last in zip(odd, odd[1:], strict=False)
+        if last - first < _MAX_LINES_A_RECORD
+        for number in range(first, last + 1)
+    })
+    if not wanted:
+        return 0
+    con.execute("create or replace temp table quoted_line_numbers (line_number bigint)")
+    con.executemany("insert into quoted_line_numbers values (?)", [[n] for n in wanted])
+    text = dict(
+        con.execute(
+            f"select line_number, raw_line from {table} "
+            "semi join quoted_line_numbers using (line_number)"
+        ).fetchall()
+    )
+    records: list[tuple[int, str]] = []
+    joined_lines: list[list[int]] = []
+    at = 0
+    while at + 1 < len(odd):
+        first, last = odd[at], odd[at + 1]
+        # Blank lines were left out of the table: their numbers are missing.
+        numbers = [n for n in range(first, last + 1) if n in text]
+        record = "\n".join(text[n] for n in numbers) if last - first < _MAX_LINES_A_RECORD else None
+        fields = None if record is None or NOT_UTF8_MARK in record else _fields(record)
+        # A line between that reads as a record of its own is one: two broken lines around it
+        # must not swallow it.
+        swallowed = any(_is_record(text[n], width) for n in numbers[1:-1])
+        if fields is None or len(fields) != width or swallowed:
+            at += 1
+            continue
+        records.append((first, record))
+        joined_lines += [[n] for n in numbers[1:]]
+        at += 2
+    if records:
+        con.execute(
+            "create or replace temp table quoted_records (line_number bigint, raw_line varchar)"
+        )
+        con.executemany("insert into quoted_records values (?, ?)", [list(r) for r in records])
+        con.execute(
+            f"update {table} set raw_line = quoted_records.raw_line from quoted_records "
+            f"where {table}.line_number = quoted_records.line_number"
+        )
+        con.execute("create or replace temp table quoted_line_numbers (line_number bigint)")
+        con.executemany("insert into quoted_line_numbers values (?)", joined_lines)
+        con.execute(
+            f"delete from {table} where line_number in "
+            "(select line_number from quoted_line_numbers)"
+        )
+        con.execute("drop table quoted_records")
+        log.info("Joined %d record(s) whose quoted fields hold line breaks", len(records))
+    con.execute("drop table quoted_line_numbers")
+    return len(records)
 
 
 @contextmanager
