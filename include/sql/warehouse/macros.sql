@@ -42,7 +42,11 @@ create or replace macro field_text(fields, i) as nullif(fields[i], '');
 
 -- A line's id, its first field, as text: without the mark of a line that is not UTF-8
 -- (landing.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
-create or replace macro id_value(field) as nullif(trim(ltrim(field, chr(1)), ' '), '');
+create or replace macro id_value(field) as
+    nullif(
+        case when starts_with(field, chr(1)) then trim(ltrim(field, chr(1)), ' ') else field end,
+        ''
+    );
 
 create or replace macro id_text(fields) as id_value(fields[1]);
 
