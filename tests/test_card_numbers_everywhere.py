@@ -220,12 +220,17 @@ def test_a_planted_row_differs_from_its_base_in_the_planted_field_and_its_id_onl
             'C1,"CL,1",A1,"x ""4111-1111-1111-1111"" y",2026-01-04',
             'C1,"CL,1",A1,"x ""************1111"" y",2026-01-04',
         ),
-        # Not one record of the header's width, broken quoting, not UTF-8: masked whole.
+        # Not one record of the header's width, broken quoting: masked whole.
         ("4111111111111111,CL1,A1,10.00", "************1111,CL1,A1,10.00"),
         ('4111111111111111,"CL1,A1,10.00,2026-01-04', '************1111,"CL1,A1,10.00,2026-01-04'),
+        # Not UTF-8: masked but for its first field, its id (a repeat of it must still count).
         (
             "\x014111111111111111,CL1,A1,10.00,2026-01-04",
-            "\x01************1111,CL1,A1,10.00,2026-01-04",
+            "\x014111111111111111,CL1,A1,10.00,2026-01-04",
+        ),
+        (
+            "\x01C1,CL1,A1,4111111111111111,2026-01-04",
+            "\x01C1,CL1,A1,************1111,2026-01-04",
         ),
     ],
 )

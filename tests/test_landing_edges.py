@@ -94,6 +94,44 @@ def test_an_id_repeated_on_a_line_that_is_not_utf8_quarantines_both(
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(D, sale("T1"))
     append(scenario, kind, line)
+    check_both_quarantined(scenario, kind, expected)
+
+
+# The same, with the id quoted (the not-UTF-8 mark must not break its quotes), or a long number
+# that passes Luhn (ids are kept as they are, CONTRACT 7: masking it would hide the repeat).
+@pytest.mark.parametrize(
+    ("kind", "first", "line", "expected"),
+    [
+        ("credits", "C1", b'"C1",CL1,A1,\xff,2026-01-04\n', {"C1": None}),
+        ("credits", CARD, CARD.encode() + b",CL1,A1,\xff,2026-01-04\n", {"C1": None}),
+        (
+            "transactions",
+            "T1",
+            b'"T1",CL1,A1,SALE,,,\xff,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\n',
+            {"C1": ("NO_MATCHING_TRANSACTION", None)},
+        ),
+        (
+            "transactions",
+            CARD,
+            CARD.encode() + b",CL1,A1,SALE,,,\xff,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\n",
+            {"C1": ("NO_MATCHING_TRANSACTION", None)},
+        ),
+    ],
+)
+def test_a_quoted_or_numeric_id_repeated_on_a_line_that_is_not_utf8_quarantines_both(
+    scenario, kind, first, line, expected
+):
+    if kind == "credits":
+        scenario.write_credits(D, credit(first))
+        scenario.write_transactions(D, sale("T1"))
+    else:
+        scenario.write_credits(D, credit("C1"))
+        scenario.write_transactions(D, sale(first))
+    append(scenario, kind, line)
+    check_both_quarantined(scenario, kind, expected)
+
+
+def check_both_quarantined(scenario, kind, expected):
     outcomes = scenario.decide()
     source = f"{kind}_20260105.csv"
     found = quarantined(scenario)
@@ -235,3 +273,27 @@ def test_two_broken_lines_do_not_swallow_the_record_between_them(scenario):
     assert quarantined(scenario) == {
         ("credits_20260105.csv", n): "line is not valid CSV (broken quoting)" for n in (3, 5)
     }
+
+
+def test_a_masked_record_over_two_lines_is_landed_as_one_rfc_4180_record(settings):
+    import csv
+
+    from auto_refunds import reconciliation
+
+    path = settings.layout.payments(D)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        (
+            ",".join(PAYMENTS_HEADER)
+            + f'\nP2,CL1,A1,T2,,10.00,DECLINED,05,"card {CARD}\ndeclined",2026-01-05\n'
+        ).encode()
+    )
+    reconciliation.load(D, settings)
+    with connect(settings, D) as con:
+        ((line_number, raw_line),) = con.execute(
+            "select line_number, raw_line from landing.imaginepay__payments"
+        ).fetchall()
+    (fields,) = list(csv.reader([raw_line]))
+    assert line_number == 2
+    assert fields[8] == "card ************1111\ndeclined"
+    assert CARD not in raw_line

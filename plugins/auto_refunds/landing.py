@@ -26,6 +26,7 @@ import inspect
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,7 +119,8 @@ def _fields(line: str) -> list[str] | None:
 
 
 def _quoted(field: str) -> str:
-    return '"' + field.replace('"', '""') + '"' if ("," in field or '"' in field) else field
+    must = any(char in field for char in ',"\r\n')
+    return '"' + field.replace('"', '""') + '"' if must else field
 
 
 def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
@@ -129,7 +131,12 @@ def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
     need, which staging ignores anyway."""
     if line is None:
         return None
-    fields = None if line.startswith(NOT_UTF8_MARK) else _fields(line)
+    if line.startswith(NOT_UTF8_MARK):
+        # Its first field is its id, kept so that it still counts when repeated (CONTRACT 2);
+        # the rest was masked before its bytes were escaped (_escaped), and is masked again.
+        first, comma, rest = line.partition(",")
+        return first + comma + card_numbers.mask(rest) if comma else card_numbers.mask(line)
+    fields = _fields(line)
     if fields is None or len(fields) != width:
         return card_numbers.mask(line)
     masked = [
@@ -138,13 +145,15 @@ def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
     return line if masked == fields else ",".join(_quoted(value) for value in masked)
 
 
-def masking_version(kind: str) -> str:
+def landing_version(kind: str) -> str:
     """What a change of decides how the lines of ``kind`` are landed, for the typing's version."""
-    code = "".join(
-        inspect.getsource(part)
-        for part in (mask_fields, _escaped, _fields, _is_record, join_quoted_line_breaks)
-    ) + inspect.getsource(card_numbers)
-    return SOURCES[kind].landed_line() + code
+    # The whole module: the landed lines depend on its functions (reading, joining records,
+    # masking) and on its constants, which no function's source holds.
+    return (
+        SOURCES[kind].landed_line()
+        + inspect.getsource(sys.modules[__name__])
+        + inspect.getsource(card_numbers)
+    )
 
 
 @contextmanager
@@ -228,10 +237,21 @@ def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
 
 def _escaped(text: bytes) -> str:
     """``text`` decoded, each undecodable byte escaped (``\\xff``) and the card numbers of the
-    decoded runs between them masked (CONTRACT 7). A byte that does not decode is no letter or
-    digit, so it ends a card number; once escaped, its letters (``xff``) would join the digits
-    that follow into one word that hides the number. Such a line is quarantined whole, so its
-    ids are masked too, as everywhere in its raw line."""
+    decoded runs between them masked (CONTRACT 7), but for its first field, its id, when that
+    decodes: kept as it is, so that a line repeating another's id still counts (CONTRACT 2;
+    staging masks the raw line it quarantines, ids included). A byte that does not decode is no
+    letter or digit, so it ends a card number; once escaped, its letters (``xff``) would join the
+    digits that follow into one word that hides the number."""
+    first, comma, rest = text.partition(b",")
+    if comma:
+        try:
+            return first.decode("utf-8") + "," + _escaped_and_masked(rest)
+        except UnicodeDecodeError:
+            pass
+    return _escaped_and_masked(text)
+
+
+def _escaped_and_masked(text: bytes) -> str:
     pieces = []
     while True:
         try:
@@ -392,6 +412,10 @@ _MAX_LINES_A_RECORD = 20
 _ODD_QUOTES = """(length(raw_line) - length(replace(raw_line, '"', ''))) % 2 = 1"""
 
 
+def _not_utf8(line: str) -> bool:
+    return line.startswith(NOT_UTF8_MARK)
+
+
 def _is_record(line: str, width: int) -> bool:
     fields = _fields(line)
     return fields is not None and len(fields) == width
@@ -437,15 +461,19 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
     while at + 1 < len(odd):
         first, last = odd[at], odd[at + 1]
         # Blank lines were left out of the table: their numbers are missing.
+        if last - first >= _MAX_LINES_A_RECORD:
+            at += 1
+            continue
         numbers = [n for n in range(first, last + 1) if n in text]
-        record = "\n".join(text[n] for n in numbers) if last - first < _MAX_LINES_A_RECORD else None
-        fields = None if record is None or NOT_UTF8_MARK in record else _fields(record)
+        lines = [text[n] for n in numbers]
+        fields = None if any(_not_utf8(line) for line in lines) else _fields("\n".join(lines))
         # A line between that reads as a record of its own is one: two broken lines around it
         # must not swallow it.
-        swallowed = any(_is_record(text[n], width) for n in numbers[1:-1])
+        swallowed = any(_is_record(line, width) for line in lines[1:-1])
         if fields is None or len(fields) != width or swallowed:
             at += 1
             continue
+        record = "\n".join(lines)
         records.append((first, record))
         joined_lines += [[n] for n in numbers[1:]]
         at += 2

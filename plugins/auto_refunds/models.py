@@ -152,7 +152,7 @@ def build_on(con: duckdb.DuckDBPyConnection, model: Model, settings: Settings) -
 def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
     """What the per-file typing needs of ``model``: its SQL, supersession and key."""
     from auto_refunds.extract_typing import PerFileModel
-    from auto_refunds.landing import masking_version
+    from auto_refunds.landing import landing_version
 
     if not (model.per_file_kind and model.per_file_key):
         raise ValueError(f"{model.relation} is not typed file by file")
@@ -168,7 +168,7 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
             (sql_dir / "warehouse" / name).read_text()
             for name in ("macros.sql", "card_numbers.sql")
         )
-        + masking_version(model.per_file_kind),
+        + landing_version(model.per_file_kind),
     )
 
 

@@ -11,14 +11,16 @@ create or replace macro csv_fields(line) as
         when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
         when not contains(line, '"')
             then list_transform(string_split(line, ','), lambda x: trim(x, ' '))
+        -- The mark of a line that is not UTF-8 (line_shape_error) would break a quoted first
+        -- field, whose id must still count (id_value).
         when regexp_full_match(
-            line, '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
+            ltrim(line, chr(1)), '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
         )
             then list_transform(
                 -- Each field after a comma, the first too: a pattern that may match empty at
                 -- the start (^|,) made the matcher step over the comma after an empty first
                 -- field, losing the second.
-                regexp_extract_all(',' || line, ',("(?:[^"]|"")*"|[^,"]*)', 1),
+                regexp_extract_all(',' || ltrim(line, chr(1)), ',("(?:[^"]|"")*"|[^,"]*)', 1),
                 lambda x: trim(case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
                     else x
