@@ -188,6 +188,19 @@ def test_the_same_content_under_a_second_name_is_reported_and_changes_nothing(se
     assert scenario.query("select count(*) from refund_ledger_events") == [(4,)]
 
 
+def test_two_payment_files_without_answers_are_not_the_same_file_twice(sent, caplog):
+    scenario, _ = sent
+    write_payments(scenario, D0)
+    reconciliation.run_all(D0, scenario.settings)
+    write_payments(scenario, day(1))
+    reconciliation.run_all(day(1), scenario.settings)
+    assert "has the same content" not in caplog.text
+    assert scenario.query("select duplicate_of from payment_files order by 1") == [
+        (None,),
+        (None,),
+    ]
+
+
 def test_a_payment_file_with_a_wrong_header_fails_naming_it(sent):
     scenario, _ = sent
     path = scenario.layout.payments(D0)

@@ -45,10 +45,13 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
     with connect(settings, as_of) as con:
         with transaction(con):
             ledger.sync_published_files(con, layout)
+            # A file without answers (its header alone) answers nothing twice: two such files
+            # of two dates are alike, not one file sent again.
             twin = scalar(
                 con,
                 "select source_file from landing.files "
-                "where file_kind = 'payments' and sha256 = ? and source_file <> ?",
+                "where file_kind = 'payments' and sha256 = ? and source_file <> ? "
+                "and data_lines > 0",
                 [digest, path.name],
             )
             if twin is not None:
