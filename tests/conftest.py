@@ -31,6 +31,14 @@ def settings(data_dir) -> Settings:
     return Settings.from_env()
 
 
+@pytest.fixture
+def scenario(settings):
+    """One data folder of the test's own (tests/scenario.py)."""
+    from scenario import Scenario
+
+    return Scenario(settings)
+
+
 @pytest.fixture(scope="session")
 def model_columns(tmp_path_factory) -> dict:
     """The columns and types of every model, built once on empty inputs."""

@@ -13,11 +13,6 @@ from auto_refunds.landing import InputFileError
 from auto_refunds.warehouse import connect
 
 
-@pytest.fixture
-def scenario(settings) -> Scenario:
-    return Scenario(settings)
-
-
 def quarantined(scenario: Scenario) -> dict[tuple[str, int], str]:
     rows = scenario.query(
         "select source_file, line_number, error from marts.quarantine_rows order by all"

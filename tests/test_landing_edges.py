@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from scenario import D, Scenario, credit, sale
+from test_landing_and_quarantine import quarantined
 
 from auto_refunds import daily, models
 from auto_refunds.landing import InputFileError
@@ -11,18 +12,6 @@ from auto_refunds.layout import PAYMENTS_HEADER
 from auto_refunds.warehouse import connect
 
 CARD = "4111111111111111"
-
-
-@pytest.fixture
-def scenario(settings) -> Scenario:
-    return Scenario(settings)
-
-
-def quarantined(scenario: Scenario) -> dict[tuple[str, int], str]:
-    rows = scenario.query(
-        "select source_file, line_number, error from marts.quarantine_rows order by all"
-    )
-    return {(source_file, line): error for source_file, line, error in rows}
 
 
 def append(scenario: Scenario, kind: str, data: bytes) -> None:

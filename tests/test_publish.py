@@ -7,18 +7,13 @@ import hashlib
 import json
 
 import pytest
-from scenario import D, Scenario, credit, sale
+from scenario import D, credit, sale
 
 from auto_refunds import daily, ledger, quality
 from auto_refunds.outbox import PublishedFileConflict
 from auto_refunds.warehouse import connect
 
 D0 = dt.date(2026, 1, 4)
-
-
-@pytest.fixture
-def scenario(settings) -> Scenario:
-    return Scenario(settings)
 
 
 def test_refund_file_and_manifest(scenario):

@@ -9,11 +9,6 @@ import pytest
 from scenario import D, Scenario, credit, refund, sale
 
 
-@pytest.fixture
-def scenario(settings) -> Scenario:
-    return Scenario(settings)
-
-
 def test_due_against_the_one_settled_sale(scenario):
     scenario.write_credits(D, credit("C1", "50.00"))
     scenario.write_transactions(D, sale("T1", "100.00"))
