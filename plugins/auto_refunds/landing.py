@@ -131,7 +131,7 @@ def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
     need, which staging ignores anyway."""
     if line is None:
         return None
-    if line.startswith(NOT_UTF8_MARK):
+    if _not_utf8(line):
         # Its first field is its id, kept so that it still counts when repeated (CONTRACT 2);
         # the rest was masked before its bytes were escaped (_escaped), and is masked again.
         first, comma, rest = line.partition(",")
@@ -447,54 +447,51 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
     })
     if not wanted:
         return 0
-    con.execute("create or replace temp table quoted_line_numbers (line_number bigint)")
-    con.executemany("insert into quoted_line_numbers values (?)", [[n] for n in wanted])
     text = dict(
         con.execute(
             f"select line_number, raw_line from {table} "
-            "semi join quoted_line_numbers using (line_number)"
+            "where line_number in (select unnest(?::bigint[]))",
+            [wanted],
         ).fetchall()
     )
-    records: list[tuple[int, str]] = []
-    joined_lines: list[list[int]] = []
+    firsts: list[int] = []
+    records: list[str] = []
+    joined_lines: list[int] = []
     at = 0
     while at + 1 < len(odd):
         first, last = odd[at], odd[at + 1]
-        # Blank lines were left out of the table: their numbers are missing.
         if last - first >= _MAX_LINES_A_RECORD:
             at += 1
             continue
+        # Blank lines were left out of the table: their numbers are missing.
         numbers = [n for n in range(first, last + 1) if n in text]
         lines = [text[n] for n in numbers]
-        fields = None if any(_not_utf8(line) for line in lines) else _fields("\n".join(lines))
+        record = "\n".join(lines)
         # A line between that reads as a record of its own is one: two broken lines around it
         # must not swallow it.
-        swallowed = any(_is_record(line, width) for line in lines[1:-1])
-        if fields is None or len(fields) != width or swallowed:
+        if (
+            not any(_not_utf8(line) for line in lines)
+            and _is_record(record, width)
+            and not any(_is_record(line, width) for line in lines[1:-1])
+        ):
+            firsts.append(first)
+            records.append(record)
+            joined_lines += numbers[1:]
+            at += 2
+        else:
             at += 1
-            continue
-        record = "\n".join(lines)
-        records.append((first, record))
-        joined_lines += [[n] for n in numbers[1:]]
-        at += 2
     if records:
         con.execute(
-            "create or replace temp table quoted_records (line_number bigint, raw_line varchar)"
+            f"update {table} set raw_line = joined.raw_line "
+            "from (select unnest(?::bigint[]) as line_number, unnest(?::varchar[]) as raw_line) "
+            f"as joined where {table}.line_number = joined.line_number",
+            [firsts, records],
         )
-        con.executemany("insert into quoted_records values (?, ?)", [list(r) for r in records])
         con.execute(
-            f"update {table} set raw_line = quoted_records.raw_line from quoted_records "
-            f"where {table}.line_number = quoted_records.line_number"
+            f"delete from {table} where line_number in (select unnest(?::bigint[]))",
+            [joined_lines],
         )
-        con.execute("create or replace temp table quoted_line_numbers (line_number bigint)")
-        con.executemany("insert into quoted_line_numbers values (?)", joined_lines)
-        con.execute(
-            f"delete from {table} where line_number in "
-            "(select line_number from quoted_line_numbers)"
-        )
-        con.execute("drop table quoted_records")
         log.info("Joined %d record(s) whose quoted fields hold line breaks", len(records))
-    con.execute("drop table quoted_line_numbers")
     return len(records)
 
 
