@@ -287,3 +287,75 @@ def test_a_masked_record_over_two_lines_is_landed_as_one_rfc_4180_record(setting
     assert line_number == 2
     assert fields[8] == "card ************1111\ndeclined"
     assert CARD not in raw_line
+
+
+# CONTRACT 7: no file the product writes holds a card number. A file that is not all UTF-8 is fed
+# to DuckDB through a named pipe, never copied: its valid lines may hold a card number in a
+# card_token that staging quarantines.
+NOT_UTF8_FILE = (
+    b"txn_id,amount\n"
+    + b"T1,10.00\n"
+    + b"T2,caf\xe9\n"
+    + b"T3,4111111111111111\n"
+)
+
+
+def physical_lines(path) -> list[str]:
+    import duckdb
+
+    from auto_refunds.landing import _physical_lines
+
+    return [row[0] for row in duckdb.connect().execute(_physical_lines(path)).fetchall()]
+
+
+def test_a_file_that_is_not_utf8_is_read_through_a_pipe_never_copied(tmp_path):
+    import stat
+
+    from auto_refunds.landing import NOT_UTF8_MARK, readable
+
+    source = tmp_path / "transactions_20260105.csv"
+    source.write_bytes(NOT_UTF8_FILE)
+    with readable(source, valid_utf8=False) as lines:
+        assert stat.S_ISFIFO(lines.stat().st_mode)
+        assert physical_lines(lines) == [
+            "txn_id,amount", "T1,10.00", NOT_UTF8_MARK + "T2,caf\\xe9", "T3,4111111111111111",
+        ]
+    assert not lines.parent.exists()
+
+
+def test_a_read_that_fails_or_never_starts_does_not_hang_the_feed(tmp_path):
+    from auto_refunds.landing import readable
+
+    source = tmp_path / "transactions_20260105.csv"
+    # Much more than a pipe's buffer, so the feed is blocked in a write when the reader stops.
+    source.write_bytes(NOT_UTF8_FILE + b"T4,1.00\n" * 200_000)
+    with pytest.raises(RuntimeError, match="before reading"):
+        with readable(source, valid_utf8=False):
+            raise RuntimeError("failed before reading")
+    assert feeds_alive() == []
+    with pytest.raises(RuntimeError, match="half way"):
+        with readable(source, valid_utf8=False) as lines, open(lines, "rb") as pipe:
+            pipe.read(1000)
+            raise RuntimeError("failed half way")
+    assert feeds_alive() == []
+
+
+def feeds_alive() -> list:
+    import threading
+
+    return [thread for thread in threading.enumerate() if thread.name == "not-utf8-feed"]
+
+
+def test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file(tmp_path, monkeypatch):
+    from auto_refunds import landing
+
+    def unreadable(text: bytes) -> str:
+        raise OSError("Input/output error")
+
+    monkeypatch.setattr(landing, "_escaped", unreadable)
+    source = tmp_path / "transactions_20260105.csv"
+    source.write_bytes(NOT_UTF8_FILE)
+    with pytest.raises(InputFileError, match="transactions_20260105.csv: cannot be read: Input"):
+        with landing.readable(source, valid_utf8=False) as lines:
+            # DuckDB reads the lines before the one that failed, and then the end of the pipe.
+            assert physical_lines(lines) == ["txn_id,amount", "T1,10.00"]

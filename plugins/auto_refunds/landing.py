@@ -26,8 +26,10 @@ import inspect
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,25 +216,85 @@ def sha256_of(path: Path) -> str:
 @contextmanager
 def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
     """The file DuckDB reads for ``path``: the file itself; or, when some of its lines are not
-    UTF-8 (DuckDB refuses the whole file then), a private copy, line for line, in which each such
-    line is ``NOT_UTF8_MARK`` and its text with the undecodable bytes escaped."""
+    UTF-8 (DuckDB refuses the whole file then), a named pipe fed line for line, in which each
+    such line is ``NOT_UTF8_MARK`` and its text with the undecodable bytes escaped.
+
+    A pipe rather than a copy: the file may hold card numbers (a card_token that staging
+    quarantines), and no file the product writes may (CONTRACT 7). Its lines pass through the
+    kernel's pipe buffer only. DuckDB reads it with the same reader as any file, so its lines
+    split exactly as theirs do. Read it once, to its end, inside the context.
+    """
     if valid_utf8:
         yield path
         return
-    handle, name = tempfile.mkstemp(prefix=".not-utf8-", suffix=".csv")
-    copy = Path(name)
+    folder = Path(tempfile.mkdtemp(prefix="auto-refunds-not-utf8-"))
+    pipe = folder / path.name
+    os.mkfifo(pipe, 0o600)
+    feeding = _PipeFeed(path, pipe)
     try:
-        with open(path, "rb") as source, os.fdopen(handle, "wb") as target:
-            for line in source:
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    text = line.rstrip(b"\r\n")
-                    line = (NOT_UTF8_MARK + _escaped(text)).encode() + line[len(text) :]
-                target.write(line)
-        yield copy
+        yield pipe
+        feeding.finished()
     finally:
-        copy.unlink(missing_ok=True)
+        feeding.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class _PipeFeed:
+    """Writes ``path``'s lines, escaped where they are not UTF-8, into the named pipe ``pipe``
+    from a thread, while DuckDB reads the pipe."""
+
+    def __init__(self, path: Path, pipe: Path) -> None:
+        self.path, self.pipe = path, pipe
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._feed, name="not-utf8-feed", daemon=True)
+        self.thread.start()
+
+    def _feed(self) -> None:
+        try:
+            # The pipe first, always: DuckDB waits in its open() until a writer opens it. This
+            # open waits for DuckDB's, or for stop().
+            with open(self.pipe, "wb") as target, open(self.path, "rb") as source:
+                for line in source:
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError:
+                        text = line.rstrip(b"\r\n")
+                        line = (NOT_UTF8_MARK + _escaped(text)).encode() + line[len(text) :]
+                    target.write(line)
+        except BaseException as exc:
+            self.error = exc
+
+    def finished(self) -> None:
+        """After DuckDB's read succeeded: it read every line only if the feed wrote them all.
+        A feed cut short (the file unreadable half way) would have looked like a shorter file."""
+        self.thread.join(_FEED_JOIN_SECONDS)
+        if self.thread.is_alive() or self.error is not None:
+            reason = self.error or "DuckDB stopped reading before its end"
+            raise InputFileError(f"{self.path}: cannot be read: {reason}")
+
+    def stop(self) -> None:
+        """Unblock and end the feed: a reader that failed, or never opened the pipe, leaves it
+        waiting in open() or write(). Opening the read end ends the open(); reading what is
+        written lets a write() return; once no reader holds the pipe, the next write fails."""
+        while self.thread.is_alive():
+            try:
+                reader = os.open(self.pipe, os.O_RDONLY | os.O_NONBLOCK)
+            except FileNotFoundError:
+                break
+            try:
+                while True:
+                    try:
+                        if not os.read(reader, 1 << 16):
+                            break
+                    except BlockingIOError:
+                        break
+            finally:
+                os.close(reader)
+            self.thread.join(0.05)
+
+
+# The feed has written its last line once DuckDB has read it; it only has to close the pipe.
+_FEED_JOIN_SECONDS = 5.0
 
 
 def _escaped(text: bytes) -> str:
