@@ -329,14 +329,16 @@ def test_a_read_that_fails_or_never_starts_does_not_hang_the_feed(tmp_path):
     source = tmp_path / "transactions_20260105.csv"
     # Much more than a pipe's buffer, so the feed is blocked in a write when the reader stops.
     source.write_bytes(NOT_UTF8_FILE + b"T4,1.00\n" * 200_000)
-    with pytest.raises(RuntimeError, match="before reading"):
-        with readable(source, valid_utf8=False):
-            raise RuntimeError("failed before reading")
+    with pytest.raises(RuntimeError, match="before reading"), readable(source, valid_utf8=False):
+        raise RuntimeError("failed before reading")
     assert feeds_alive() == []
-    with pytest.raises(RuntimeError, match="half way"):
-        with readable(source, valid_utf8=False) as lines, open(lines, "rb") as pipe:
-            pipe.read(1000)
-            raise RuntimeError("failed half way")
+    with (
+        pytest.raises(RuntimeError, match="half way"),
+        readable(source, valid_utf8=False) as lines,
+        open(lines, "rb") as pipe,
+    ):
+        pipe.read(1000)
+        raise RuntimeError("failed half way")
     assert feeds_alive() == []
 
 
@@ -355,7 +357,9 @@ def test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file(tmp_path, mon
     monkeypatch.setattr(landing, "_escaped", unreadable)
     source = tmp_path / "transactions_20260105.csv"
     source.write_bytes(NOT_UTF8_FILE)
-    with pytest.raises(InputFileError, match="transactions_20260105.csv: cannot be read: Input"):
-        with landing.readable(source, valid_utf8=False) as lines:
-            # DuckDB reads the lines before the one that failed, and then the end of the pipe.
-            assert physical_lines(lines) == ["txn_id,amount", "T1,10.00"]
+    with (
+        pytest.raises(InputFileError, match="transactions_20260105.csv: cannot be read: Input"),
+        landing.readable(source, valid_utf8=False) as lines,
+    ):
+        # DuckDB reads the lines before the one that failed, and then the end of the pipe.
+        assert physical_lines(lines) == ["txn_id,amount", "T1,10.00"]
