@@ -61,8 +61,30 @@ def test_a_credit_holds_one_live_refund(published):
             "insert into refund_ledger select * replace ('AR-SECOND' as refund_id) "
             "from refund_ledger"
         )
-        ledger.check_guards(con)
+        ledger.check_guards(con, "select 'C1' as credit_id")
     assert published.query("select count(*) from refund_ledger") == [(1,)]
+
+
+def test_recording_a_refund_file_guards_the_credits_of_the_file(published, monkeypatch):
+    """Behind the conflict check (passed over here, as a fault in it would): the file of D0
+    recorded again while the ledger holds another live refund of its credit C1."""
+    statement = ledger.statement
+    monkeypatch.setattr(
+        ledger,
+        "statement",
+        lambda name: "select 1 where false"
+        if name == "publish/refund_file_conflicts"
+        else statement(name),
+    )
+    published.query("update refund_ledger set refund_id = 'AR-OTHER'")
+    published.query("delete from refund_files")
+    published.query("delete from refund_ledger_events")
+    with (
+        connect(published.settings) as con,
+        pytest.raises(ledger.LedgerConflict, match=r"C1 \(AR-OTHER, AR[0-9A-F]{20}\)"),
+        transaction(con),
+    ):
+        ledger.record_refund_file(con, published.layout, D0)
 
 
 def test_the_ledger_moves_only_forward(published):

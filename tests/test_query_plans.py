@@ -123,6 +123,8 @@ def _prepare_session(con, settings: Settings) -> None:
     read_as_text(con, settings.layout.refunds(D1), "refunds_to_send", REFUNDS_HEADER)
     con.execute("set variable refund_file_date = ?::date", [D1])
     con.execute("set variable refund_file_name = ?", [settings.layout.refunds(D1).name])
+    # The guard reads the credits its transaction wrote (ledger.check_guards).
+    con.execute("create temp table ledger_written_credits as select credit_id from refunds_to_send")
 
 
 def _one_row(node: dict) -> bool:

@@ -80,9 +80,16 @@ def check_refund_file(con: duckdb.DuckDBPyConnection, csv_path: Path, as_of: dt.
         )
 
 
-def check_guards(con: duckdb.DuckDBPyConnection) -> None:
-    """The invariant no index can hold: one live refund per credit. Fails the transaction."""
+def check_guards(con: duckdb.DuckDBPyConnection, written_credits: str) -> None:
+    """The invariant no index can hold: one live refund per credit, for the credits the SQL
+    ``written_credits`` selects (``credit_id``), those the caller's transaction wrote. Fails the
+    transaction."""
+    con.execute(
+        f"create or replace temp table ledger_written_credits as "
+        f"select distinct credit_id from ({written_credits})"
+    )
     doubled = con.execute(statement("publish/ledger_credits_with_two_live_refunds")).fetchall()
+    con.execute("drop table ledger_written_credits")
     if doubled:
         raise LedgerConflict(
             "the ledger would hold two live refunds for a credit: "
@@ -113,7 +120,7 @@ def record_refund_file(con: duckdb.DuckDBPyConnection, layout: Layout, as_of: dt
         con, "select count(*) from refunds_to_send anti join refund_ledger using (refund_id)"
     )
     con.execute(statement("publish/ledger_record_sent"))
-    check_guards(con)
+    check_guards(con, "select credit_id from refunds_to_send")
     con.execute(
         "insert into refund_files values (?, ?, ?, ?::decimal(18, 2), ?)",
         [
@@ -161,5 +168,9 @@ def apply_transitions(con: duckdb.DuckDBPyConnection) -> int:
         )
     before = scalar(con, "select count(*) from main.refund_ledger_events")
     con.execute(statement("publish/ledger_apply_transitions"))
-    check_guards(con)
+    check_guards(
+        con,
+        "select credit_id from main.refund_ledger "
+        "semi join marts.refund_ledger_transitions using (refund_id)",
+    )
     return scalar(con, "select count(*) from main.refund_ledger_events") - before
