@@ -160,12 +160,20 @@ def candidate(txn_id: str, remaining: str = "100.00", **values) -> dict:
     }
 
 
+def of_credit(credit: dict, *candidates: dict) -> list[dict]:
+    """The candidates as int_credit_candidates gives them: each with what the rules read of its
+    credit."""
+    carried = {name: credit[name] for name in ("credit_amount", "refund_window_days")}
+    return [{**item, **carried} for item in candidates]
+
+
 def matched(unit: ModelUnit, *candidates: dict, credit: dict | None = None) -> list[tuple]:
+    credit = credit or passed()
     rows = unit.build(
         "int_credits_matched_to_sales",
         {
-            "intermediate.int_credits_screened": [credit or passed()],
-            "intermediate.int_credit_candidates": list(candidates),
+            "intermediate.int_credits_screened": [credit],
+            "intermediate.int_credit_candidates": of_credit(credit, *candidates),
         },
     )
     return only(rows, "credit_id", "reason_code", "reason_detail", "original_txn_id")
@@ -230,7 +238,9 @@ def test_rule_9_a_card_is_valid_on_the_last_day_of_its_month(unit):
         "int_credits_matched_to_sales",
         {
             "intermediate.int_credits_screened": [passed()],
-            "intermediate.int_credit_candidates": [candidate("T1", card_exp="01/26")],
+            "intermediate.int_credit_candidates": of_credit(
+                passed(), candidate("T1", card_exp="01/26")
+            ),
         },
         as_of=end_of_month,
     )
@@ -294,7 +304,9 @@ def test_rule_11_the_proposed_sale_carries_what_the_allocation_reads(unit):
         "int_credits_matched_to_sales",
         {
             "intermediate.int_credits_screened": [passed(window=90)],
-            "intermediate.int_credit_candidates": [candidate("T1", "70.00")],
+            "intermediate.int_credit_candidates": of_credit(
+                passed(window=90), candidate("T1", "70.00")
+            ),
         },
     )
     assert rows == [
@@ -328,9 +340,9 @@ def test_int_credit_candidates_are_the_sales_of_the_same_client_and_account(unit
             ],
         },
     )
-    assert only(rows, "credit_id", "txn_id", "remaining_amount") == [
-        ("C1", "T1", money("10.00"))
-    ]
+    assert only(
+        rows, "credit_id", "credit_amount", "refund_window_days", "txn_id", "remaining_amount"
+    ) == [("C1", money("50.00"), 30, "T1", money("10.00"))]
 
 
 # After rule 11: int_credits_allocated_to_sales shares a sale among its credits.

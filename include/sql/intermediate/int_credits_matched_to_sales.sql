@@ -6,12 +6,7 @@
 with
 
 credits_screened as (
-    select
-        * replace (
-            -- CONTRACT 2: an empty refund_window_days means 180 days.
-            coalesce(refund_window_days, 180) as refund_window_days
-        )
-    from intermediate.int_credits_screened
+    select * from intermediate.int_credits_screened
     where screen_outcome is null
 ),
 
@@ -21,20 +16,15 @@ credit_candidates as (
 
 candidates as not materialized (
     select
-        credit_candidates.*,
-        credits_screened.credit_amount,
-        credits_screened.refund_window_days,
+        * replace (
+            -- CONTRACT 2: an empty refund_window_days means 180 days.
+            coalesce(refund_window_days, 180) as refund_window_days
+        ),
         -- A card of expiry MM/YY (20YY) is valid through the last day of that month.
         last_day(
-            make_date(
-                2000 + credit_candidates.card_exp[4:5]::integer,
-                credit_candidates.card_exp[1:2]::integer,
-                1
-            )
+            make_date(2000 + card_exp[4:5]::integer, card_exp[1:2]::integer, 1)
         ) as card_valid_through
     from credit_candidates
-    inner join credits_screened
-        on credit_candidates.credit_id = credits_screened.credit_id
 ),
 
 -- Whether a candidate is still left after each of rules 7 to 10, in the contract's order.
@@ -50,6 +40,7 @@ candidates_left as materialized (
         card_token,
         card_last4,
         card_valid_through,
+        refund_window_days,
         remaining_amount >= credit_amount as covers_credit,
         covers_credit and not (card_type = 'DEBIT' and cvm = 'PIN') as left_after_debit_pin,
         left_after_debit_pin
@@ -112,6 +103,7 @@ furthest_candidates as (
         remaining_amount,
         card_last4,
         card_valid_through,
+        refund_window_days,
         covers_credit,
         left_after_debit_pin,
         left_after_card_expiry
@@ -151,7 +143,6 @@ decided as (
         credits_screened.account_id,
         credits_screened.credit_amount,
         credits_screened.credit_date,
-        credits_screened.refund_window_days,
         case
             when candidates_per_credit.credit_id is null then 'NO_MATCHING_TRANSACTION'
             when not candidates_per_credit.any_covers_credit then 'CREDIT_EXCEEDS_TRANSACTION'
@@ -166,6 +157,7 @@ decided as (
         explained.remaining_amount as explained_remaining_amount,
         explained.card_last4 as explained_card_last4,
         explained.card_valid_through as explained_card_valid_through,
+        explained.refund_window_days as explained_refund_window_days,
         chosen_sales.txn_id as original_txn_id,
         chosen_sales.txn_date as original_txn_date,
         chosen_sales.remaining_amount,
@@ -212,7 +204,7 @@ final as (
             when 'REFUND_WINDOW_EXPIRED' then
                 'sale ' || explained_txn_id || ' of ' || explained_txn_date || ' is '
                 || (getvariable('as_of_date') - explained_txn_date) || ' days old; the window is '
-                || refund_window_days || ' days'
+                || explained_refund_window_days || ' days'
         end
         || case
             when removed_by_deciding_rule > 1
