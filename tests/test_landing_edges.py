@@ -363,3 +363,46 @@ def test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file(tmp_path, mon
     ):
         # DuckDB reads the lines before the one that failed, and then the end of the pipe.
         assert physical_lines(lines) == ["txn_id,amount", "T1,10.00"]
+
+
+def test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file(tmp_path):
+    """The feed is blocked in a write, far ahead of DuckDB, when DuckDB stops at a line end
+    unlike the first: the read fails naming the file (CONTRACT 2), and the feed ends."""
+    import threading
+
+    import duckdb
+
+    from auto_refunds.landing import _physical_lines, read_file, readable
+
+    source = tmp_path / "transactions_20260105.csv"
+    source.write_bytes(b"txn_id,amount\r\nT1,caf\xe9\nT2,1.00\r\n" + b"T3,1.00\r\n" * 5_000_000)
+    raised = []
+
+    def read() -> None:
+        try:
+            with readable(source, valid_utf8=False) as lines:
+                read_file(duckdb.connect(), source, _physical_lines(lines)).fetchall()
+        except InputFileError as exc:
+            raised.append(exc)
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    reading.join(60)
+    assert not reading.is_alive()
+    assert len(raised) == 1 and "transactions_20260105.csv: cannot be read" in str(raised[0])
+    assert feeds_alive() == []
+
+
+def test_an_extract_unreadable_by_the_time_it_is_typed_fails_masked(scenario):
+    """Registered readable, then replaced by lines DuckDB cannot split: the typing's error names
+    the file and masks the line DuckDB quotes (CONTRACT 7)."""
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    daily.extract(D, scenario.settings)
+    path = scenario.layout.transactions(D)
+    text = path.read_bytes()
+    path.write_bytes(text + b"T2,CL1,A1,SALE,,," + CARD.encode() + b",x\r\nT3\n")
+    with pytest.raises(InputFileError, match="transactions_20260105.csv: cannot be read") as error:
+        daily.build_model(D, "stg_imaginepay__transactions", scenario.settings)
+    assert CARD not in str(error.value)

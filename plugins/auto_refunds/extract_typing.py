@@ -127,6 +127,7 @@ def _type_file(
         join_quoted_line_breaks,
         lines_query,
         masking,
+        read_file,
         readable,
         sql_literal,
     )
@@ -138,9 +139,12 @@ def _type_file(
         # typed only if it is still the content registered.
         rehashed = hasher.submit(fingerprint, path)
         with insertion_order(con), masking(con), readable(path, valid_utf8) as lines:
-            con.execute(
+            # DuckDB's error may quote a line (CONTRACT 7: read_file masks it and names the file).
+            read_file(
+                con,
+                path,
                 "create or replace temp table landing_lines as "
-                + lines_query(lines, source.landed_line())
+                + lines_query(lines, source.landed_line()),
             )
         printed = rehashed.result()
         if printed.sha256 != digest:

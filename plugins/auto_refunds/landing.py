@@ -220,22 +220,24 @@ def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
     such line is ``NOT_UTF8_MARK`` and its text with the undecodable bytes escaped.
 
     A pipe rather than a copy: the file may hold card numbers (a card_token that staging
-    quarantines), and no file the product writes may (CONTRACT 7). Its lines pass through the
-    kernel's pipe buffer only. DuckDB reads it with the same reader as any file, so its lines
-    split exactly as theirs do. Read it once, to its end, inside the context.
+    quarantines), and no file the product writes may (CONTRACT 7). DuckDB reads the pipe with
+    the same reader as any file, so its lines split exactly as theirs do. Read it once, to its
+    end, inside the context.
     """
     if valid_utf8:
         yield path
         return
     folder = Path(tempfile.mkdtemp(prefix="auto-refunds-not-utf8-"))
-    pipe = folder / path.name
-    os.mkfifo(pipe, 0o600)
-    feeding = _PipeFeed(path, pipe)
     try:
-        yield pipe
-        feeding.finished()
+        pipe = folder / path.name
+        os.mkfifo(pipe, 0o600)
+        feed = _PipeFeed(path, pipe)
+        try:
+            yield pipe
+            feed.finished()
+        finally:
+            feed.stop()
     finally:
-        feeding.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -246,15 +248,23 @@ class _PipeFeed:
     def __init__(self, path: Path, pipe: Path) -> None:
         self.path, self.pipe = path, pipe
         self.error: BaseException | None = None
+        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._feed, name="not-utf8-feed", daemon=True)
         self.thread.start()
 
     def _feed(self) -> None:
         try:
             # The pipe first, always: DuckDB waits in its open() until a writer opens it. This
-            # open waits for DuckDB's, or for stop().
-            with open(self.pipe, "wb") as target, open(self.path, "rb") as source:
+            # open waits for DuckDB's, or for stop()'s.
+            target = open(self.pipe, "wb")  # noqa: SIM115 (closed by the with below)
+        except BaseException as exc:
+            self.error = exc
+            return
+        try:
+            with target, open(self.path, "rb") as source:
                 for line in source:
+                    if self.stopping.is_set():
+                        return
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError:
@@ -273,23 +283,22 @@ class _PipeFeed:
             raise InputFileError(f"{self.path}: cannot be read: {reason}")
 
     def stop(self) -> None:
-        """Unblock and end the feed: a reader that failed, or never opened the pipe, leaves it
-        waiting in open() or write(). Opening the read end ends the open(); reading what is
-        written lets a write() return; once no reader holds the pipe, the next write fails."""
+        """End the feed. One whose reader failed, or never opened the pipe, waits in its open()
+        or a write(): opening the read end ends the open(), and what is written is read and
+        dropped until the feed sees ``stopping`` (or, once no reader holds the pipe, its next
+        write fails)."""
+        self.stopping.set()
         while self.thread.is_alive():
-            try:
-                reader = os.open(self.pipe, os.O_RDONLY | os.O_NONBLOCK)
-            except FileNotFoundError:
-                break
+            drain = os.open(self.pipe, os.O_RDONLY | os.O_NONBLOCK)
             try:
                 while True:
                     try:
-                        if not os.read(reader, 1 << 16):
+                        if not os.read(drain, 1 << 16):
                             break
                     except BlockingIOError:
                         break
             finally:
-                os.close(reader)
+                os.close(drain)
             self.thread.join(0.05)
 
 
@@ -381,7 +390,7 @@ def land(
             # Records are joined across the line breaks of quoted fields before they are
             # masked, so that each is masked field by field like any other.
             with insertion_order(con), readable(path, printed.valid_utf8) as lines:
-                _read(
+                read_file(
                     con,
                     path,
                     "create or replace temp table landing_lines as "
@@ -397,7 +406,7 @@ def land(
             con.execute("drop table landing_lines")
         else:
             with insertion_order(con), masking(con), readable(path, printed.valid_utf8) as lines:
-                _read(
+                read_file(
                     con,
                     path,
                     f"{insert} select ?{date_value}, line_number, raw_line "
@@ -409,7 +418,7 @@ def land(
         # The data lines of lines_query, counted without numbering them: every line that is not
         # blank, less the header (checked above, so not blank). It also fails an unreadable file.
         with readable(path, printed.valid_utf8) as physical:
-            lines = _read(
+            lines = read_file(
                 con,
                 path,
                 f"select count(*) - 1 from ({_physical_lines(physical)}) where {_NOT_BLANK}",
@@ -571,7 +580,8 @@ def insertion_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("set preserve_insertion_order = false")
 
 
-def _read(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | None = None):
+def read_file(con: duckdb.DuckDBPyConnection, path: Path, sql: str, params: list | None = None):
+    """Run ``sql``, which reads ``path``: a file DuckDB cannot read fails naming it."""
     try:
         return con.execute(sql, params or [])
     except duckdb.Error as exc:
