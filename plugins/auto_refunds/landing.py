@@ -248,7 +248,6 @@ class _PipeFeed:
     def __init__(self, path: Path, pipe: Path) -> None:
         self.path, self.pipe = path, pipe
         self.error: BaseException | None = None
-        self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._feed, name="not-utf8-feed", daemon=True)
         self.thread.start()
 
@@ -263,8 +262,6 @@ class _PipeFeed:
         try:
             with target, open(self.path, "rb") as source:
                 for line in source:
-                    if self.stopping.is_set():
-                        return
                     try:
                         line.decode("utf-8")
                     except UnicodeDecodeError:
@@ -284,10 +281,8 @@ class _PipeFeed:
 
     def stop(self) -> None:
         """End the feed. One whose reader failed, or never opened the pipe, waits in its open()
-        or a write(): opening the read end ends the open(), and what is written is read and
-        dropped until the feed sees ``stopping`` (or, once no reader holds the pipe, its next
-        write fails)."""
-        self.stopping.set()
+        or a write(): opening the read end ends the open(), reading what is written lets the
+        write() return, and once no reader holds the pipe the next write fails."""
         while self.thread.is_alive():
             drain = os.open(self.pipe, os.O_RDONLY | os.O_NONBLOCK)
             try:
