@@ -153,9 +153,20 @@ def test_declined_then_approved_in_a_later_file(sent):
     reconciliation.run_all(D0, scenario.settings)
     write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refunds["C2"]))
     result = reconciliation.run_all(day(1), scenario.settings)
+    # The approval is money that moved: posted, and the ledger holds the latest answer.
     assert result.repeated_answers == 1
-    assert ledger(scenario)["C2"][0] == "DECLINED"
-    assert postings(scenario, day(1))[1:] == []
+    assert result.refunded == 1
+    assert ledger(scenario)["C2"][:2] == ("REFUNDED", day(1))
+    assert [line.split(",")[:5] for line in postings(scenario, day(1))[1:]] == [
+        ["P2", "CL1", "A1", "IP-P2", refunds["C2"]],
+    ]
+    # The decline of D0 stays in its partition, history.
+    assert [(r[0], r[1], r[2]) for r in exceptions(scenario)] == [
+        (D0, "C2", "REFUND_DECLINED"),
+    ]
+    # Refunded now: a credit still open is not refunded again, nor called declined.
+    scenario.write_credits(day(2), credit("C2", "20.00"))
+    assert scenario.decide(day(2)) == {"C2": ("ALREADY_REQUESTED", None)}
 
 
 def test_no_response_when_the_first_reconciliation_is_long_after(sent):

@@ -63,36 +63,68 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                 payment("P3", "AR3", "-49.00", line_number=4),
                 payment("P4", "AR9", "-50.00", line_number=5),
                 payment("P5", "AR4", "-50.00", line_number=6),
-                # A later line for a refund changes nothing.
+                # A later line for the same refund: its own rule, and the ledger's answer.
                 payment("P6", "AR1", "-50.00", "DECLINED", line_number=7),
                 payment("P7", None, "20.00", line_number=8),
                 payment("P8", "AR5", "-50.00", line_number=9),
-                # The line that moved the ledger: a rerun gets the same answer again.
                 payment("P9", "AR6", "-50.00", line_number=10),
+                payment("P10", "AR7", "-50.00", "DECLINED", line_number=11),
             ],
             "main.refund_ledger": [
                 ledger_row("AR1"),
                 ledger_row("AR2"),
                 ledger_row("AR3", status="UNANSWERED"),
-                # Answered by another file already.
-                ledger_row("AR4", status="REFUNDED", status_source_file="payments_20260104.csv",
-                           status_line_number=6),
+                # Approved and posted by the file of D - 1: a second approval posts nothing.
+                ledger_row("AR4", status="REFUNDED"),
+                # Declined by the file of D - 1: the approval of a later file holds, and posts.
                 ledger_row("AR5", status="DECLINED"),
-                ledger_row("AR6", status="REFUNDED", status_source_file="payments_20260105.csv",
-                           status_line_number=10),
+                # Moved by this file before: a rerun moves it the same way.
+                ledger_row("AR6", status="REFUNDED", status_date=D),
+                # Approved by the file of D + 1, reconciled first: this earlier decline raises
+                # its exception but does not move the ledger.
+                ledger_row("AR7", status="REFUNDED", status_date=D + DAY),
+            ],
+            "main.refund_ledger_events": [
+                {"refund_id": refund_id, "status": status, "as_of_date": when}
+                for refund_id, status, when in [
+                    ("AR4", "REFUNDED", D - DAY), ("AR5", "DECLINED", D - DAY),
+                    ("AR6", "REFUNDED", D), ("AR7", "REFUNDED", D + DAY),
+                ]
+            ],
+            "main.payment_postings": [
+                {"as_of_date": when, "payment_id": payment_id, "refund_id": refund_id,
+                 "payment_amount": money("-50.00")}
+                for when, payment_id, refund_id in [
+                    (D - DAY, "P0", "AR4"), (D, "P9", "AR6"), (D + DAY, "P70", "AR7"),
+                ]
             ],
         },
     )
-    assert only(rows, "payment_id", "refund_id", "credit_id", "refund_amount", "outcome") == [
-        ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED"),
-        ("P2", "AR2", "C_AR2", money("50.00"), "DECLINED"),
-        ("P3", "AR3", "C_AR3", money("50.00"), "AMOUNT_MISMATCH"),
-        ("P4", "AR9", None, None, "UNMATCHED"),
-        ("P5", "AR4", "C_AR4", money("50.00"), "ALREADY_ANSWERED"),
-        ("P6", "AR1", "C_AR1", money("50.00"), "ALREADY_ANSWERED"),
-        ("P8", "AR5", "C_AR5", money("50.00"), "ALREADY_ANSWERED"),
-        ("P9", "AR6", "C_AR6", money("50.00"), "REFUNDED"),
+    assert only(rows, "payment_id", "refund_id", "credit_id", "refund_amount", "outcome",
+                "to_post", "moves_ledger", "answered_before") == [
+        ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED", True, False, False),
+        ("P10", "AR7", "C_AR7", money("50.00"), "DECLINED", False, False, True),
+        ("P2", "AR2", "C_AR2", money("50.00"), "DECLINED", False, True, False),
+        ("P3", "AR3", "C_AR3", money("50.00"), "AMOUNT_MISMATCH", False, True, False),
+        ("P4", "AR9", None, None, "UNMATCHED", False, False, False),
+        ("P5", "AR4", "C_AR4", money("50.00"), "REFUNDED", False, False, True),
+        ("P6", "AR1", "C_AR1", money("50.00"), "DECLINED", False, True, True),
+        ("P8", "AR5", "C_AR5", money("50.00"), "REFUNDED", True, True, True),
+        ("P9", "AR6", "C_AR6", money("50.00"), "REFUNDED", True, True, False),
     ]
+    details = dict(only(rows, "payment_id", "detail"))
+    assert details["P1"] == "approved, -50.00 as payment P1"
+    assert details["P2"] == "declined 54 expired card"
+    assert details["P3"] == "ImaginePay returned -49.00 for a refund of 50.00 (payment P3)"
+    assert details["P4"] is None
+    assert details["P6"] == (
+        "declined 54 expired card (after an approval already posted to ImagineOne: payment P1 "
+        "of this file)"
+    )
+    assert details["P10"] == (
+        "declined 54 expired card (after an approval already posted to ImagineOne: payment P70 "
+        "posted on 2026-01-06)"
+    )
 
 
 def test_int_refunds_unanswered_three_days_after_the_file_once(unit):
@@ -114,7 +146,7 @@ def test_int_refunds_unanswered_three_days_after_the_file_once(unit):
             ],
             "intermediate.int_payments_matched_to_refunds": [
                 {"refund_id": "AR3", "outcome": "REFUNDED"},
-                {"refund_id": "AR1", "outcome": "ALREADY_ANSWERED"},
+                {"refund_id": "AR9", "outcome": "UNMATCHED"},
             ],
         },
     )
@@ -125,15 +157,26 @@ def test_int_refunds_unanswered_three_days_after_the_file_once(unit):
     ]
 
 
+def matched(refund_id: str, payment_id: str, outcome: str, line_number: int | None = None,
+            moves_ledger: bool = True, detail: str | None = None, **values) -> dict:
+    """A row of intermediate.int_payments_matched_to_refunds."""
+    return {"refund_id": refund_id, "payment_id": payment_id, "outcome": outcome,
+            "source_file": "p.csv", "line_number": line_number, "moves_ledger": moves_ledger,
+            "to_post": False, "answered_before": False, "detail": detail, **values}
+
+
 MATCHED = [
-    {"refund_id": "AR1", "outcome": "REFUNDED", "source_file": "p.csv", "line_number": 2,
-     "payment_id": "P1", "payment_amount": money("-50.00"), "refund_amount": money("50.00")},
-    {"refund_id": "AR2", "outcome": "DECLINED", "source_file": "p.csv", "line_number": 3,
-     "payment_id": "P2", "response_code": "54", "response_message": "expired card"},
-    {"refund_id": "AR3", "outcome": "AMOUNT_MISMATCH", "source_file": "p.csv", "line_number": 4,
-     "payment_id": "P3", "payment_amount": money("-49.00"), "refund_amount": money("50.00")},
-    {"refund_id": "AR9", "outcome": "UNMATCHED", "payment_id": "P4"},
-    {"refund_id": "AR5", "outcome": "ALREADY_ANSWERED", "payment_id": "P5"},
+    matched("AR1", "P1", "REFUNDED", 2, detail="approved", to_post=True),
+    matched("AR2", "P2", "DECLINED", 3, detail="declined 54", response_code="54",
+            response_message="expired card"),
+    matched("AR3", "P3", "AMOUNT_MISMATCH", 4, detail="returned -49.00"),
+    matched("AR9", "P4", "UNMATCHED", 5, moves_ledger=False),
+    # Answered again by this file, after a later date's file answered: its exception is
+    # raised, the ledger holds the later answer.
+    matched("AR5", "P5", "DECLINED", 6, moves_ledger=False, detail="declined 05",
+            answered_before=True),
+    # A second approval: nothing to post, nothing to move.
+    matched("AR6", "P6", "REFUNDED", 7, moves_ledger=False, answered_before=True),
 ]
 
 
@@ -149,19 +192,19 @@ def test_refund_ledger_transitions_the_moves_of_d(unit):
     )
     assert only(rows, "as_of_date", "refund_id", "status", "source_file", "line_number",
                 "response_code", "detail") == [
-        (D, "AR1", "REFUNDED", "p.csv", 2, None, "approved, -50.00 as payment P1"),
-        (D, "AR2", "DECLINED", "p.csv", 3, "54", "declined 54 expired card"),
-        (D, "AR3", "AMOUNT_MISMATCH", "p.csv", 4, None,
-         "ImaginePay returned -49.00 for a refund of 50.00 (payment P3)"),
+        (D, "AR1", "REFUNDED", "p.csv", 2, None, "approved"),
+        (D, "AR2", "DECLINED", "p.csv", 3, "54", "declined 54"),
+        (D, "AR3", "AMOUNT_MISMATCH", "p.csv", 4, None, "returned -49.00"),
         (D, "AR4", "UNANSWERED", None, None, None,
          "no answer from ImaginePay 3 days after refunds_20260102.csv"),
     ]
 
 
-def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves_and_of_d_before(unit):
+def test_tickler_reconciliation_exceptions_reason_codes_of_the_answers_and_of_d_before(unit):
     rows = unit.build(
         "tickler_reconciliation_exceptions",
         {
+            "intermediate.int_payments_matched_to_refunds": MATCHED,
             "marts.refund_ledger_transitions": [
                 {"as_of_date": D, "refund_id": refund_id, "status": status, "detail": "why"}
                 for refund_id, status in [
@@ -169,13 +212,13 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves_and_of_d_be
                     ("AR4", "UNANSWERED"),
                 ]
             ],
-            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 7)],
-            # What an earlier run of D aged (AR4, aged again; AR5, answered by a later date
-            # since), and what another date aged (AR6).
+            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 9)],
+            # What an earlier run of D aged (AR4, aged again; AR7, answered by a later date
+            # since), and what another date aged (AR8).
             "main.refund_ledger_events": [
                 {"refund_id": refund_id, "status": "UNANSWERED", "as_of_date": when,
                  "detail": "aged"}
-                for refund_id, when in [("AR4", D), ("AR5", D), ("AR6", D - DAY)]
+                for refund_id, when in [("AR4", D), ("AR7", D), ("AR8", D - DAY)]
             ],
         },
     )
@@ -192,18 +235,20 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_moves_and_of_d_be
             "refund_id": refund_id,
         }
         for refund_id, reason_code, detail in [
-            ("AR2", "REFUND_DECLINED", "why"),
-            ("AR3", "RETURN_AMOUNT_MISMATCH", "why"),
+            ("AR2", "REFUND_DECLINED", "declined 54"),
+            ("AR3", "RETURN_AMOUNT_MISMATCH", "returned -49.00"),
             ("AR4", "NO_PROCESSOR_RESPONSE", "why"),
-            ("AR5", "NO_PROCESSOR_RESPONSE", "aged"),
+            ("AR5", "REFUND_DECLINED", "declined 05"),
+            ("AR7", "NO_PROCESSOR_RESPONSE", "aged"),
         ]
     ]
 
 
-def matched_payment(payment_id: str, refund_id: str, amount: str, outcome: str) -> dict:
+def matched_payment(payment_id: str, refund_id: str, amount: str, outcome: str,
+                    to_post: bool) -> dict:
     row = payment(payment_id, refund_id, amount)
     del row["dq_error"]
-    return {**row, "outcome": outcome}
+    return {**row, "outcome": outcome, "to_post": to_post}
 
 
 def test_payment_postings_approved_payments_and_matched_refunds_once(unit):
@@ -218,8 +263,10 @@ def test_payment_postings_approved_payments_and_matched_refunds_once(unit):
                 payment("P5", "AR1", "-50.00"),
             ],
             "intermediate.int_payments_matched_to_refunds": [
-                matched_payment("P5", "AR1", "-50.00", "REFUNDED"),
-                matched_payment("P6", "AR2", "-49.00", "AMOUNT_MISMATCH"),
+                matched_payment("P5", "AR1", "-50.00", "REFUNDED", to_post=True),
+                matched_payment("P6", "AR2", "-49.00", "AMOUNT_MISMATCH", to_post=False),
+                # The refund was posted already (another date, or an earlier line).
+                matched_payment("P7", "AR3", "-50.00", "REFUNDED", to_post=False),
             ],
             "main.payment_postings": [
                 {"as_of_date": D - DAY, "payment_id": "P3", "payment_amount": money("40.00")},

@@ -87,21 +87,32 @@ def test_recording_a_refund_file_guards_the_credits_of_the_file(published, monke
         ledger.record_refund_file(con, published.layout, D0)
 
 
-def test_the_ledger_moves_only_forward(published):
+@pytest.mark.parametrize(
+    "status_date, to_status",
+    [
+        # A later date's answer holds against an earlier file's.
+        ("2026-01-06", "DECLINED"),
+        # An answer is never aged.
+        ("2026-01-04", "UNANSWERED"),
+    ],
+)
+def test_the_ledger_moves_only_forward(published, status_date, to_status):
     refund_id = ledger_row(published)[0]
-    published.query("update refund_ledger set status = 'REFUNDED'")
+    published.query(
+        "update refund_ledger set status = 'REFUNDED', status_date = ?::date", [status_date]
+    )
     with connect(published.settings, D) as con:
         con.execute(
             """
             create or replace table marts.refund_ledger_transitions as
-            select date '2026-01-05' as as_of_date, ? as refund_id, 'DECLINED' as status,
+            select date '2026-01-05' as as_of_date, ? as refund_id, ? as status,
                 'payments_20260105.csv' as source_file, 2::bigint as line_number,
                 '05' as response_code, 'declined' as response_message, 'declined' as detail
             """,
-            [refund_id],
+            [refund_id, to_status],
         )
         with (
-            pytest.raises(ledger.LedgerConflict, match=f"{refund_id} REFUNDED -> DECLINED"),
+            pytest.raises(ledger.LedgerConflict, match=f"{refund_id} REFUNDED -> {to_status}"),
             transaction(con),
         ):
             ledger.apply_transitions(con)

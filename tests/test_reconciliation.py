@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -295,7 +296,87 @@ def test_a_refund_answered_again_later_is_not_posted_twice(sent, caplog):
     # Not applied, but never silent: a second approval may be money that moved twice.
     assert result.repeated_answers == 1
     assert f"payment P7 (APPROVED, -50.00) answers refund {refunds['C1']}" in caplog.text
-    assert "already moved to REFUNDED" in caplog.text
+    assert "not posted, the refund was posted already, the ledger holds REFUNDED" in caplog.text
+
+
+def declined(payment_id: str, amount: str, refund_id: str) -> tuple:
+    return payment(payment_id, amount, refund_id=refund_id, status="DECLINED", code="05",
+                   message="Do not honor")
+
+
+def events(scenario: Scenario, refund_id: str) -> list[tuple]:
+    return scenario.query(
+        "select as_of_date, status from refund_ledger_events where refund_id = ? order by 1, 2",
+        [refund_id],
+    )
+
+
+def test_a_decline_after_a_posted_approval_is_raised_naming_the_approval(sent):
+    scenario, refunds = sent
+    write_payments(scenario, D0, payment("P1", "-20.00", refund_id=refunds["C2"]))
+    reconciliation.run_all(D0, scenario.settings)
+    write_payments(scenario, day(1), declined("P2", "-20.00", refunds["C2"]))
+    result = reconciliation.run_all(day(1), scenario.settings)
+    assert (result.declined, result.repeated_answers, result.postings) == (1, 1, 0)
+    assert ledger(scenario)["C2"][:2] == ("DECLINED", day(1))
+    assert exceptions(scenario) == [(
+        day(1), "C2", "REFUND_DECLINED",
+        f"refund {refunds['C2']}: declined 05 Do not honor (after an approval already posted to "
+        f"ImagineOne: payment P1 posted on {D0})",
+        refunds["C2"],
+    )]
+    # The approval stays posted: a published postings file is never taken back.
+    assert scenario.query("select payment_id, as_of_date from payment_postings") == [("P1", D0)]
+
+
+def test_two_answers_in_one_file_each_act_and_the_last_one_holds(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario, D0,
+        payment("P1", "-20.00", refund_id=refunds["C2"]),
+        declined("P2", "-20.00", refunds["C2"]),
+        payment("P3", "-20.00", refund_id=refunds["C2"]),
+    )
+    result = reconciliation.run_all(D0, scenario.settings)
+    assert result.repeated_answers == 2
+    assert ledger(scenario)["C2"][:2] == ("REFUNDED", D0)
+    # Posted once, by the first approval; the decline between is raised.
+    assert [line.split(",")[0] for line in postings(scenario, D0)[1:]] == ["P1"]
+    assert [(r[1], r[2]) for r in exceptions(scenario)] == [("C2", "REFUND_DECLINED")]
+
+
+def test_the_latest_payment_file_holds_whatever_the_order_of_the_reconciliations(settings):
+    """Declined by D0's file, approved by day 1's, declined again by day 2's: reconciled in
+    order, then (on a second warehouse) latest first, then each rerun; the ledger, the
+    postings and the exceptions end the same. The events are what the ledger went through."""
+    ends, moves = [], []
+    for name, order in [("in_order", [0, 1, 2]), ("latest_first", [2, 1, 0, 2, 0, 1])]:
+        scenario = Scenario(dataclasses.replace(settings, data_dir=settings.data_dir / name))
+        scenario.write_credits(D0, credit("C2", "20.00"))
+        scenario.write_transactions(D0, sale("T1", "500.00"))
+        scenario.run(D0)
+        [(refund_id,)] = scenario.query("select refund_id from refund_ledger")
+        write_payments(scenario, day(0), declined("P1", "-20.00", refund_id))
+        write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refund_id))
+        write_payments(scenario, day(2), declined("P3", "-20.00", refund_id))
+        for n in order:
+            reconciliation.run_all(day(n), scenario.settings)
+        moves.append([(when, state) for when, state in events(scenario, refund_id)
+                      if state != "SENT"])
+        ends.append((
+            ledger(scenario)["C2"],
+            scenario.query("select as_of_date, payment_id from payment_postings order by 1"),
+            [(r[0], r[2]) for r in exceptions(scenario)],
+            [postings(scenario, day(n)) for n in range(3)],
+        ))
+    assert ends[0] == ends[1]
+    assert ends[0][0][:2] == ("DECLINED", day(2))
+    assert ends[0][1] == [(day(1), "P2")]
+    assert ends[0][2] == [(day(0), "REFUND_DECLINED"), (day(2), "REFUND_DECLINED")]
+    assert moves == [
+        [(day(0), "DECLINED"), (day(1), "REFUNDED"), (day(2), "DECLINED")],
+        [(day(2), "DECLINED")],
+    ]
 
 
 def test_a_card_number_in_a_response_message_is_masked_and_the_row_goes_on(sent):

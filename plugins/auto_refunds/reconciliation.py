@@ -2,7 +2,8 @@
 
 ImaginePay answers each refund file with a payment file of the same date. Reconciling it moves
 each refund of the ledger forward (REFUNDED, DECLINED, AMOUNT_MISMATCH, or UNANSWERED once it is
-overdue), raises the exceptions a person must work, and writes the postings for ImagineOne.
+overdue; the latest file's answer holds), raises the exceptions a person must work, and writes
+the postings for ImagineOne.
 Like the daily run, each step writes only rows keyed by D, so any of them can be repeated, and
 the postings file, once published, is never changed (``postings_file``).
 
@@ -98,7 +99,7 @@ class Reconciled:
     amount_mismatches: int
     unanswered: int
     unmatched_returns: int
-    # Payment rows for a refund already answered (by an earlier file, or an earlier line).
+    # Payment rows for a refund also answered by another date's file or an earlier line.
     repeated_answers: int
 
 
@@ -156,19 +157,21 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
             "select refund_id, payment_id from marts.unmatched_returns order by all"
         ).fetchall()
         repeated = con.execute(
-            "select refund_id, payment_id, status, payment_amount, ledger_status "
+            "select refund_id, payment_id, status, payment_amount, outcome, to_post, "
+            "moves_ledger, ledger_status "
             "from intermediate.int_payments_matched_to_refunds "
-            "where outcome = 'ALREADY_ANSWERED' order by all"
+            "where answered_before order by refund_id, line_number"
         ).fetchall()
     for refund_id, payment_id in unmatched:
         log.warning("Unmatched return: payment %s names refund %s, which we never sent; "
                     "not posted", payment_id, refund_id)
-    # Never silent: an answer that changes nothing may still be money that moved (an approval
-    # after a decline, or a second approval), which only a person can settle with ImaginePay.
-    for refund_id, payment_id, status, amount, ledger_status in repeated[:_REPEATED_LOGGED]:
-        log.warning("Repeated answer: payment %s (%s, %s) answers refund %s, which an earlier "
-                    "answer already moved to %s; not applied, not posted: check it with "
-                    "ImaginePay", payment_id, status, amount, refund_id, ledger_status)
+    # Never silent: a refund answered twice may be money that moved twice, or not at all,
+    # which only a person can settle with ImaginePay.
+    for row in repeated[:_REPEATED_LOGGED]:
+        refund_id, payment_id, status, amount = row[:4]
+        log.warning("Repeated answer: payment %s (%s, %s) answers refund %s, which was answered "
+                    "before; %s: check it with ImaginePay", payment_id, status, amount,
+                    refund_id, _what_a_repeated_answer_did(*row[4:]))
     if len(repeated) > _REPEATED_LOGGED:
         log.warning("Repeated answers: %d in all, the first %d above", len(repeated),
                     _REPEATED_LOGGED)
@@ -186,6 +189,22 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
     )
     log.info("Reconciled %s: %s", as_of, result)
     return result
+
+
+def _what_a_repeated_answer_did(
+    outcome: str, to_post: bool, moves_ledger: bool, ledger_status: str
+) -> str:
+    done = {
+        "REFUNDED": "posted" if to_post else "not posted, the refund was posted already",
+        "DECLINED": "REFUND_DECLINED raised",
+        "AMOUNT_MISMATCH": "RETURN_AMOUNT_MISMATCH raised, not posted",
+    }[outcome]
+    held = (
+        f"the ledger moves from {ledger_status} to {outcome}"
+        if moves_ledger and ledger_status != outcome
+        else f"the ledger holds {ledger_status}"
+    )
+    return f"{done}, {held}"
 
 
 def run_all(as_of: dt.date, settings: Settings | None = None) -> Reconciled:

@@ -1,7 +1,10 @@
--- CONTRACT 5: each readable refund row of D's payment file against the refund we sent.
--- answer is what the row says (REFUNDED, DECLINED, AMOUNT_MISMATCH, or UNMATCHED for a
--- refund_id we never sent); ledger states only move forward, so a row answering a refund that
--- another file already answered is ALREADY_ANSWERED and changes nothing.
+-- CONTRACT 5: each readable refund row of D's payment file against the refund we sent. Every row
+-- acts by its own rule (outcome: REFUNDED, DECLINED, AMOUNT_MISMATCH, or UNMATCHED for a
+-- refund_id we never sent), also when the refund was answered before:
+-- - a refund is posted once: by the first approving line of a file, unless another date posted
+--   it (to_post);
+-- - the ledger holds the latest answer: the last line of the latest file date wins, whatever
+--   order the dates are reconciled in, and an answer always beats UNANSWERED (moves_ledger).
 with
 
 stg_payments as (
@@ -13,30 +16,50 @@ refund_ledger as (
     select * from main.refund_ledger
 ),
 
--- The first answer in the file wins; later lines for the same refund change nothing.
-first_answers as (
+refund_ledger_events as (
+    select * from main.refund_ledger_events
+),
+
+payment_postings as (
+    select * from main.payment_postings
+),
+
+posted_on_other_dates as (
     select
-        *,
-        row_number() over (partition by refund_id order by line_number) as answer_rank
-    from stg_payments
+        refund_id,
+        min(as_of_date) as posted_date,
+        min(payment_id) as posted_payment_id
+    from payment_postings
+    where refund_id is not null and as_of_date <> getvariable('as_of_date')
+    group by refund_id
+),
+
+answered_on_other_dates as (
+    select distinct refund_id
+    from refund_ledger_events
+    where
+        status in ('REFUNDED', 'DECLINED', 'AMOUNT_MISMATCH')
+        and as_of_date <> getvariable('as_of_date')
 ),
 
 joined as (
     select
-        first_answers.*,
+        stg_payments.*,
         refund_ledger.refund_id is not null as was_sent,
         refund_ledger.credit_id,
         refund_ledger.refund_amount,
         refund_ledger.requested_date,
         refund_ledger.status as ledger_status,
-        coalesce(
-            refund_ledger.status_source_file = first_answers.source_file
-            and refund_ledger.status_line_number = first_answers.line_number,
-            false
-        ) as ledger_moved_by_this_line
-    from first_answers
+        refund_ledger.status_date as ledger_status_date,
+        row_number() over (
+            partition by stg_payments.refund_id order by stg_payments.line_number
+        ) as line_rank,
+        row_number() over (
+            partition by stg_payments.refund_id order by stg_payments.line_number desc
+        ) as line_rank_from_last
+    from stg_payments
     left join refund_ledger
-        on first_answers.refund_id = refund_ledger.refund_id
+        on stg_payments.refund_id = refund_ledger.refund_id
 ),
 
 answered as (
@@ -47,8 +70,61 @@ answered as (
             when status = 'DECLINED' then 'DECLINED'
             when payment_amount = -refund_amount then 'REFUNDED'
             else 'AMOUNT_MISMATCH'
-        end as answer
+        end as outcome
     from joined
+),
+
+-- The first approval of each refund in this file, the one line that may post it.
+first_approvals as (
+    select
+        refund_id,
+        min(line_number) as line_number,
+        arg_min(payment_id, line_number) as payment_id
+    from answered
+    where outcome = 'REFUNDED'
+    group by refund_id
+),
+
+placed as (
+    select
+        answered.*,
+        coalesce(
+            answered.line_number = first_approvals.line_number
+            and posted_on_other_dates.refund_id is null,
+            false
+        ) as to_post,
+        -- The approval this row comes after, for a person reading a decline of money that moved.
+        case
+            when posted_on_other_dates.refund_id is not null
+                then
+                    'payment ' || posted_on_other_dates.posted_payment_id || ' posted on '
+                    || posted_on_other_dates.posted_date
+            when first_approvals.line_number < answered.line_number
+                then 'payment ' || first_approvals.payment_id || ' of this file'
+        end as approved_before,
+        answered.was_sent
+        and (
+            answered.line_rank > 1
+            or answered_on_other_dates.refund_id is not null
+        ) as answered_before,
+        answered.was_sent
+        and answered.line_rank_from_last = 1
+        and (
+            answered.ledger_status in ('SENT', 'UNANSWERED')
+            -- A rerun of D sets what D set.
+            or answered.ledger_status_date = getvariable('as_of_date')
+            or (
+                answered.ledger_status_date < getvariable('as_of_date')
+                and answered.ledger_status <> answered.outcome
+            )
+        ) as moves_ledger
+    from answered
+    left join first_approvals
+        on answered.refund_id = first_approvals.refund_id
+    left join posted_on_other_dates
+        on answered.refund_id = posted_on_other_dates.refund_id
+    left join answered_on_other_dates
+        on answered.refund_id = answered_on_other_dates.refund_id
 ),
 
 final as (
@@ -69,15 +145,28 @@ final as (
         response_message,
         processed_date,
         ledger_status,
-        case
-            when answer = 'UNMATCHED' then answer
-            when answer_rank > 1 then 'ALREADY_ANSWERED'
-            -- A rerun of D meets the states its own file set: the same answer again.
-            when ledger_moved_by_this_line or ledger_status in ('SENT', 'UNANSWERED')
-                then answer
-            else 'ALREADY_ANSWERED'
-        end as outcome
-    from answered
+        outcome,
+        to_post,
+        moves_ledger,
+        answered_before,
+        -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
+        mask_card_numbers(case outcome
+            when 'REFUNDED' then 'approved, ' || payment_amount || ' as payment ' || payment_id
+            when 'DECLINED'
+                then
+                    'declined ' || coalesce(response_code, '(no code)') || ' '
+                    || coalesce(response_message, '')
+                    || coalesce(
+                        ' (after an approval already posted to ImagineOne: '
+                        || approved_before || ')',
+                        ''
+                    )
+            when 'AMOUNT_MISMATCH'
+                then
+                    'ImaginePay returned ' || payment_amount || ' for a refund of '
+                    || refund_amount || ' (payment ' || payment_id || ')'
+        end) as detail
+    from placed
 )
 
 select * from final

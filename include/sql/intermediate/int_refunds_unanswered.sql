@@ -9,7 +9,7 @@ refund_ledger as (
 
 answers_of_this_file as (
     select * from intermediate.int_payments_matched_to_refunds
-    where outcome not in ('UNMATCHED', 'ALREADY_ANSWERED')
+    where outcome <> 'UNMATCHED'
 ),
 
 overdue as (

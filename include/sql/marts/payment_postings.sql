@@ -1,6 +1,6 @@
 -- The postings of D for ImagineOne (CONTRACT 5): every APPROVED ordinary payment of D's file and
 -- every APPROVED refund that matched what we sent, as negative payments. A payment already
--- posted on another date is never posted again.
+-- posted on another date is never posted again, nor a refund (to_post: its first approval).
 with
 
 stg_payments as (
@@ -40,7 +40,7 @@ matched_refunds as (
         payment_amount,
         processed_date
     from payments_matched
-    where outcome = 'REFUNDED'
+    where to_post
 ),
 
 final as (

@@ -1,10 +1,10 @@
 -- The states the reconciliation of D moves refunds to, with the payment line that moved them.
--- publish applies them to refund_ledger (forward only) and logs them in refund_ledger_events.
+-- publish applies them to refund_ledger and logs them in refund_ledger_events.
 with
 
 payments_matched as (
     select * from intermediate.int_payments_matched_to_refunds
-    where outcome in ('REFUNDED', 'DECLINED', 'AMOUNT_MISMATCH')
+    where moves_ledger
 ),
 
 refunds_unanswered as (
@@ -19,17 +19,7 @@ answered as (
         line_number,
         response_code,
         response_message,
-        -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
-        mask_card_numbers(case outcome
-            when 'REFUNDED' then 'approved, ' || payment_amount || ' as payment ' || payment_id
-            when 'DECLINED'
-                then
-                    'declined ' || coalesce(response_code, '(no code)') || ' '
-                    || coalesce(response_message, '')
-            else
-                'ImaginePay returned ' || payment_amount || ' for a refund of '
-                || refund_amount || ' (payment ' || payment_id || ')'
-        end) as detail
+        detail
     from payments_matched
 ),
 

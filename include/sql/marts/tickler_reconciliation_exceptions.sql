@@ -1,10 +1,17 @@
 -- The Refund Exceptions tickler rows that the reconciliation of D raises (CONTRACT 5), with the
--- refund_id; publish replaces D's RECONCILIATION rows with these.
+-- refund_id; publish replaces D's RECONCILIATION rows with these. Every declining or mismatching
+-- row of D's file raises one, whether or not it moves the ledger (a later file's answer may
+-- have): the tickler partitions are history, and D's own file re-derives them on a rerun.
 with
 
-transitions as (
+payments_matched as (
+    select * from intermediate.int_payments_matched_to_refunds
+    where outcome in ('DECLINED', 'AMOUNT_MISMATCH')
+),
+
+aged as (
     select * from marts.refund_ledger_transitions
-    where status in ('DECLINED', 'AMOUNT_MISMATCH', 'UNANSWERED')
+    where status = 'UNANSWERED'
 ),
 
 refund_ledger_events as (
@@ -16,8 +23,7 @@ refund_ledger as (
 ),
 
 -- A rerun of D raises again the NO_PROCESSOR_RESPONSE that D raised before, though a later
--- date's answer has moved the refund on since (so it is no longer D's to age): the tickler
--- partitions are history. The other states D raises are final, and D's own file re-derives them.
+-- date's answer has moved the refund on since (so it is no longer D's to age).
 raised_before as (
     select
         refund_ledger_events.as_of_date,
@@ -25,8 +31,8 @@ raised_before as (
         refund_ledger_events.status,
         refund_ledger_events.detail
     from refund_ledger_events
-    anti join transitions
-        on refund_ledger_events.refund_id = transitions.refund_id
+    anti join aged
+        on refund_ledger_events.refund_id = aged.refund_id
     where
         refund_ledger_events.status = 'UNANSWERED'
         and refund_ledger_events.as_of_date = getvariable('as_of_date')
@@ -34,11 +40,18 @@ raised_before as (
 
 raised as (
     select
+        getvariable('as_of_date') as as_of_date,
+        refund_id,
+        outcome as status,
+        detail
+    from payments_matched
+    union all
+    select
         as_of_date,
         refund_id,
         status,
         detail
-    from transitions
+    from aged
     union all
     select
         as_of_date,
