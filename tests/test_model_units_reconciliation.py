@@ -69,6 +69,7 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                 payment("P8", "AR5", "-50.00", line_number=9),
                 payment("P9", "AR6", "-50.00", line_number=10),
                 payment("P10", "AR7", "-50.00", "DECLINED", line_number=11),
+                payment("P11", "AR8", "-50.00", "DECLINED", line_number=12),
             ],
             "main.refund_ledger": [
                 ledger_row("AR1"),
@@ -83,12 +84,15 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                 # Approved by the file of D + 1, reconciled first: this earlier decline raises
                 # its exception but does not move the ledger.
                 ledger_row("AR7", status="REFUNDED", status_date=D + DAY),
+                # Approved and posted by the file of D - 1: this decline moves it, naming that.
+                ledger_row("AR8", status="REFUNDED"),
             ],
             "main.refund_ledger_events": [
                 {"refund_id": refund_id, "status": status, "as_of_date": when}
                 for refund_id, status, when in [
                     ("AR4", "REFUNDED", D - DAY), ("AR5", "DECLINED", D - DAY),
                     ("AR6", "REFUNDED", D), ("AR7", "REFUNDED", D + DAY),
+                    ("AR8", "REFUNDED", D - DAY),
                 ]
             ],
             "main.payment_postings": [
@@ -96,6 +100,7 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                  "payment_amount": money("-50.00")}
                 for when, payment_id, refund_id in [
                     (D - DAY, "P0", "AR4"), (D, "P9", "AR6"), (D + DAY, "P70", "AR7"),
+                    (D - DAY, "P80", "AR8"),
                 ]
             ],
         },
@@ -104,6 +109,7 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                 "to_post", "moves_ledger", "answered_before") == [
         ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED", True, False, False),
         ("P10", "AR7", "C_AR7", money("50.00"), "DECLINED", False, False, True),
+        ("P11", "AR8", "C_AR8", money("50.00"), "DECLINED", False, True, True),
         ("P2", "AR2", "C_AR2", money("50.00"), "DECLINED", False, True, False),
         ("P3", "AR3", "C_AR3", money("50.00"), "AMOUNT_MISMATCH", False, True, False),
         ("P4", "AR9", None, None, "UNMATCHED", False, False, False),
@@ -121,9 +127,11 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
         "declined 54 expired card (after an approval already posted to ImagineOne: payment P1 "
         "of this file)"
     )
-    assert details["P10"] == (
-        "declined 54 expired card (after an approval already posted to ImagineOne: payment P70 "
-        "posted on 2026-01-06)"
+    # Not "after" an approval of a later file, though that one was reconciled first.
+    assert details["P10"] == "declined 54 expired card"
+    assert details["P11"] == (
+        "declined 54 expired card (after an approval already posted to ImagineOne: payment P80 "
+        "posted on 2026-01-04)"
     )
 
 

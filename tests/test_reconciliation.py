@@ -366,13 +366,17 @@ def test_the_latest_payment_file_holds_whatever_the_order_of_the_reconciliations
         ends.append((
             ledger(scenario)["C2"],
             scenario.query("select as_of_date, payment_id from payment_postings order by 1"),
-            [(r[0], r[2]) for r in exceptions(scenario)],
+            [(r[0], r[2], r[3].split(": ", 1)[1]) for r in exceptions(scenario)],
             [postings(scenario, day(n)) for n in range(3)],
         ))
     assert ends[0] == ends[1]
     assert ends[0][0][:2] == ("DECLINED", day(2))
     assert ends[0][1] == [(day(1), "P2")]
-    assert ends[0][2] == [(day(0), "REFUND_DECLINED"), (day(2), "REFUND_DECLINED")]
+    assert ends[0][2] == [
+        (day(0), "REFUND_DECLINED", "declined 05 Do not honor"),
+        (day(2), "REFUND_DECLINED", "declined 05 Do not honor (after an approval already posted "
+         f"to ImagineOne: payment P2 posted on {day(1)})"),
+    ]
     assert moves == [
         [(day(0), "DECLINED"), (day(1), "REFUNDED"), (day(2), "DECLINED")],
         [(day(2), "DECLINED")],

@@ -28,7 +28,7 @@ posted_on_other_dates as (
     select
         refund_id,
         min(as_of_date) as posted_date,
-        min(payment_id) as posted_payment_id
+        arg_min(payment_id, as_of_date) as posted_payment_id
     from payment_postings
     where refund_id is not null and as_of_date <> getvariable('as_of_date')
     group by refund_id
@@ -95,7 +95,7 @@ placed as (
         ) as to_post,
         -- The approval this row comes after, for a person reading a decline of money that moved.
         case
-            when posted_on_other_dates.refund_id is not null
+            when posted_on_other_dates.posted_date < getvariable('as_of_date')
                 then
                     'payment ' || posted_on_other_dates.posted_payment_id || ' posted on '
                     || posted_on_other_dates.posted_date
