@@ -63,13 +63,14 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                 payment("P3", "AR3", "-49.00", line_number=4),
                 payment("P4", "AR9", "-50.00", line_number=5),
                 payment("P5", "AR4", "-50.00", line_number=6),
-                # A later line for the same refund: its own rule, and the ledger's answer.
+                # A later line for the same refund acts by its own rule; the approval, which
+                # outranks it, is the one that moves the ledger.
                 payment("P6", "AR1", "-50.00", "DECLINED", line_number=7),
                 payment("P7", None, "20.00", line_number=8),
                 payment("P8", "AR5", "-50.00", line_number=9),
                 payment("P9", "AR6", "-50.00", line_number=10),
                 payment("P10", "AR7", "-50.00", "DECLINED", line_number=11),
-                payment("P11", "AR8", "-50.00", "DECLINED", line_number=12),
+                payment("P11", "AR8", "-50.00", line_number=12),
             ],
             "main.refund_ledger": [
                 ledger_row("AR1"),
@@ -77,22 +78,22 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                 ledger_row("AR3", status="UNANSWERED"),
                 # Approved and posted by the file of D - 1: a second approval posts nothing.
                 ledger_row("AR4", status="REFUNDED"),
-                # Declined by the file of D - 1: the approval of a later file holds, and posts.
+                # Declined by the file of D - 1: this approval moves it up, and posts.
                 ledger_row("AR5", status="DECLINED"),
                 # Moved by this file before: a rerun moves it the same way.
                 ledger_row("AR6", status="REFUNDED", status_date=D),
-                # Approved by the file of D + 1, reconciled first: this earlier decline raises
-                # its exception but does not move the ledger.
+                # Approved by the file of D + 1, reconciled first: this decline raises its
+                # exception but moves nothing (nor would it after an approval of D - 1).
                 ledger_row("AR7", status="REFUNDED", status_date=D + DAY),
-                # Approved and posted by the file of D - 1: this decline moves it, naming that.
-                ledger_row("AR8", status="REFUNDED"),
+                # Another amount returned by the file of D - 1: the right amount moves it up.
+                ledger_row("AR8", status="AMOUNT_MISMATCH"),
             ],
             "main.refund_ledger_events": [
                 {"refund_id": refund_id, "status": status, "as_of_date": when}
                 for refund_id, status, when in [
                     ("AR4", "REFUNDED", D - DAY), ("AR5", "DECLINED", D - DAY),
                     ("AR6", "REFUNDED", D), ("AR7", "REFUNDED", D + DAY),
-                    ("AR8", "REFUNDED", D - DAY),
+                    ("AR8", "AMOUNT_MISMATCH", D - DAY),
                 ]
             ],
             "main.payment_postings": [
@@ -100,21 +101,20 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
                  "payment_amount": money("-50.00")}
                 for when, payment_id, refund_id in [
                     (D - DAY, "P0", "AR4"), (D, "P9", "AR6"), (D + DAY, "P70", "AR7"),
-                    (D - DAY, "P80", "AR8"),
                 ]
             ],
         },
     )
     assert only(rows, "payment_id", "refund_id", "credit_id", "refund_amount", "outcome",
                 "to_post", "moves_ledger", "answered_before") == [
-        ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED", True, False, False),
+        ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED", True, True, False),
         ("P10", "AR7", "C_AR7", money("50.00"), "DECLINED", False, False, True),
-        ("P11", "AR8", "C_AR8", money("50.00"), "DECLINED", False, True, True),
+        ("P11", "AR8", "C_AR8", money("50.00"), "REFUNDED", True, True, True),
         ("P2", "AR2", "C_AR2", money("50.00"), "DECLINED", False, True, False),
         ("P3", "AR3", "C_AR3", money("50.00"), "AMOUNT_MISMATCH", False, True, False),
         ("P4", "AR9", None, None, "UNMATCHED", False, False, False),
         ("P5", "AR4", "C_AR4", money("50.00"), "REFUNDED", False, False, True),
-        ("P6", "AR1", "C_AR1", money("50.00"), "DECLINED", False, True, True),
+        ("P6", "AR1", "C_AR1", money("50.00"), "DECLINED", False, False, True),
         ("P8", "AR5", "C_AR5", money("50.00"), "REFUNDED", True, True, True),
         ("P9", "AR6", "C_AR6", money("50.00"), "REFUNDED", True, True, False),
     ]
@@ -123,16 +123,10 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
     assert details["P2"] == "declined 54 expired card"
     assert details["P3"] == "ImaginePay returned -49.00 for a refund of 50.00 (payment P3)"
     assert details["P4"] is None
-    assert details["P6"] == (
-        "declined 54 expired card (after an approval already posted to ImagineOne: payment P1 "
-        "of this file)"
-    )
-    # Not "after" an approval of a later file, though that one was reconciled first.
+    assert details["P6"] == "declined 54 expired card (this file approved it before, as payment P1)"
+    # What another file answered is not in the text: a rerun reads the same whatever was
+    # reconciled in between.
     assert details["P10"] == "declined 54 expired card"
-    assert details["P11"] == (
-        "declined 54 expired card (after an approval already posted to ImagineOne: payment P80 "
-        "posted on 2026-01-04)"
-    )
 
 
 def test_int_refunds_unanswered_three_days_after_the_file_once(unit):

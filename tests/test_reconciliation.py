@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 
@@ -311,75 +310,89 @@ def events(scenario: Scenario, refund_id: str) -> list[tuple]:
     )
 
 
-def test_a_decline_after_a_posted_approval_is_raised_naming_the_approval(sent):
+def test_a_decline_after_a_posted_approval_is_raised_and_frees_nothing(sent):
     scenario, refunds = sent
     write_payments(scenario, D0, payment("P1", "-20.00", refund_id=refunds["C2"]))
     reconciliation.run_all(D0, scenario.settings)
     write_payments(scenario, day(1), declined("P2", "-20.00", refunds["C2"]))
     result = reconciliation.run_all(day(1), scenario.settings)
     assert (result.declined, result.repeated_answers, result.postings) == (1, 1, 0)
-    assert ledger(scenario)["C2"][:2] == ("DECLINED", day(1))
     assert exceptions(scenario) == [(
-        day(1), "C2", "REFUND_DECLINED",
-        f"refund {refunds['C2']}: declined 05 Do not honor (after an approval already posted to "
-        f"ImagineOne: payment P1 posted on {D0})",
+        day(1), "C2", "REFUND_DECLINED", f"refund {refunds['C2']}: declined 05 Do not honor",
         refunds["C2"],
     )]
-    # The approval stays posted: a published postings file is never taken back.
+    # The approval stays posted (a published postings file is never taken back), and the
+    # refund stays refunded: its 20.00 still counts against T1 (500.00 less 50, 20 and 30
+    # leaves 400.00, short of 410.00), and C2 is not refunded again.
     assert scenario.query("select payment_id, as_of_date from payment_postings") == [("P1", D0)]
+    assert ledger(scenario)["C2"][:2] == ("REFUNDED", D0)
+    scenario.write_credits(day(2), credit("C2", "20.00"), credit("C9", "410.00"))
+    assert scenario.decide(day(2)) == {
+        "C2": ("ALREADY_REQUESTED", None),
+        "C9": ("CREDIT_EXCEEDS_TRANSACTION", None),
+    }
 
 
-def test_two_answers_in_one_file_each_act_and_the_last_one_holds(sent):
+def test_two_answers_in_one_file_each_act_and_the_approval_holds(sent):
     scenario, refunds = sent
     write_payments(
         scenario, D0,
+        declined("P0", "-20.00", refunds["C2"]),
         payment("P1", "-20.00", refund_id=refunds["C2"]),
         declined("P2", "-20.00", refunds["C2"]),
         payment("P3", "-20.00", refund_id=refunds["C2"]),
     )
     result = reconciliation.run_all(D0, scenario.settings)
-    assert result.repeated_answers == 2
+    assert result.repeated_answers == 3
+    # The ledger takes the answer that outranks the others, its first line.
     assert ledger(scenario)["C2"][:2] == ("REFUNDED", D0)
-    # Posted once, by the first approval; the decline between is raised.
+    assert ledger(scenario)["C2"][3] == 3
+    # Posted once, by the first approval; each decline is raised.
     assert [line.split(",")[0] for line in postings(scenario, D0)[1:]] == ["P1"]
-    assert [(r[1], r[2]) for r in exceptions(scenario)] == [("C2", "REFUND_DECLINED")]
-
-
-def test_the_latest_payment_file_holds_whatever_the_order_of_the_reconciliations(settings):
-    """Declined by D0's file, approved by day 1's, declined again by day 2's: reconciled in
-    order, then (on a second warehouse) latest first, then each rerun; the ledger, the
-    postings and the exceptions end the same. The events are what the ledger went through."""
-    ends, moves = [], []
-    for name, order in [("in_order", [0, 1, 2]), ("latest_first", [2, 1, 0, 2, 0, 1])]:
-        scenario = Scenario(dataclasses.replace(settings, data_dir=settings.data_dir / name))
-        scenario.write_credits(D0, credit("C2", "20.00"))
-        scenario.write_transactions(D0, sale("T1", "500.00"))
-        scenario.run(D0)
-        [(refund_id,)] = scenario.query("select refund_id from refund_ledger")
-        write_payments(scenario, day(0), declined("P1", "-20.00", refund_id))
-        write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refund_id))
-        write_payments(scenario, day(2), declined("P3", "-20.00", refund_id))
-        for n in order:
-            reconciliation.run_all(day(n), scenario.settings)
-        moves.append([(when, state) for when, state in events(scenario, refund_id)
-                      if state != "SENT"])
-        ends.append((
-            ledger(scenario)["C2"],
-            scenario.query("select as_of_date, payment_id from payment_postings order by 1"),
-            [(r[0], r[2], r[3].split(": ", 1)[1]) for r in exceptions(scenario)],
-            [postings(scenario, day(n)) for n in range(3)],
-        ))
-    assert ends[0] == ends[1]
-    assert ends[0][0][:2] == ("DECLINED", day(2))
-    assert ends[0][1] == [(day(1), "P2")]
-    assert ends[0][2] == [
-        (day(0), "REFUND_DECLINED", "declined 05 Do not honor"),
-        (day(2), "REFUND_DECLINED", "declined 05 Do not honor (after an approval already posted "
-         f"to ImagineOne: payment P2 posted on {day(1)})"),
+    assert [(r[1], r[2], r[3].split(": ", 1)[1]) for r in exceptions(scenario)] == [
+        ("C2", "REFUND_DECLINED", "declined 05 Do not honor"),
+        ("C2", "REFUND_DECLINED",
+         "declined 05 Do not honor (this file approved it before, as payment P1)"),
     ]
-    assert moves == [
-        [(day(0), "DECLINED"), (day(1), "REFUNDED"), (day(2), "DECLINED")],
-        [(day(2), "DECLINED")],
+
+
+@pytest.mark.parametrize(
+    "order, moves",
+    [
+        ([0, 1, 2], [(0, "DECLINED"), (1, "REFUNDED")]),
+        ([2, 1, 0], [(1, "REFUNDED"), (2, "DECLINED")]),
+        ([1, 2, 0, 1, 0, 2], [(1, "REFUNDED")]),
+    ],
+)
+def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(
+    settings, order, moves
+):
+    """Declined by D0's file, approved by day 1's, declined again by day 2's, reconciled in the
+    order given (with reruns): the ledger, the postings and the exceptions end as in date
+    order. The events are what the ledger went through."""
+    scenario = Scenario(settings)
+    scenario.write_credits(D0, credit("C2", "20.00"))
+    scenario.write_transactions(D0, sale("T1", "500.00"))
+    scenario.run(D0)
+    [(refund_id,)] = scenario.query("select refund_id from refund_ledger")
+    write_payments(scenario, day(0), declined("P1", "-20.00", refund_id))
+    write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refund_id))
+    write_payments(scenario, day(2), declined("P3", "-20.00", refund_id))
+    for n in order:
+        reconciliation.run_all(day(n), scenario.settings)
+    assert ledger(scenario)["C2"] == ("REFUNDED", day(1), "payments_20260106.csv", 2)
+    assert scenario.query("select as_of_date, payment_id from payment_postings") == [
+        (day(1), "P2")
+    ]
+    assert [postings(scenario, day(n))[1:] for n in range(3)] == [
+        [], [f"P2,CL1,A1,IP-P2,{refund_id},-20.00,2026-01-05"], []
+    ]
+    assert [(r[0], r[2], r[3]) for r in exceptions(scenario)] == [
+        (day(n), "REFUND_DECLINED", f"refund {refund_id}: declined 05 Do not honor")
+        for n in (0, 2)
+    ]
+    assert [(when, state) for when, state in events(scenario, refund_id) if state != "SENT"] == [
+        (day(n), state) for n, state in moves
     ]
 
 

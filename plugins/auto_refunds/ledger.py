@@ -6,8 +6,9 @@ run first records any published file that the ledger does not know yet. So a kil
 the file and recording it is healed by the next run of any date, and a refund that was never
 published can never block a credit.
 
-States move forward only: SENT -> REFUNDED | DECLINED | AMOUNT_MISMATCH | UNANSWERED, and
-UNANSWERED -> REFUNDED | DECLINED | AMOUNT_MISMATCH when a late answer arrives. The statements
+States move forward only, up one order: SENT, UNANSWERED, DECLINED, AMOUNT_MISMATCH, REFUNDED
+(``ledger_state_rank`` in macros.sql). A late answer moves an UNANSWERED refund; an answer saying
+money moved outranks a decline, so a later decline never frees a posted refund. The statements
 that write the ledger live in ``include/sql/publish/``; each write is followed, in the same
 transaction, by the guards the database cannot declare.
 

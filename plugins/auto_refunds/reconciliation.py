@@ -94,6 +94,8 @@ class Reconciled:
     postings_path: str
     postings: int
     postings_total: str
+    # What D's file answered: refunds posted, declines and other amounts raised (each row by its
+    # own rule), and the refunds D aged.
     refunded: int
     declined: int
     amount_mismatches: int
@@ -145,10 +147,13 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         staged.promote()
         postings_file.mark_delivered(con, as_of)
         worklist_snapshot.after_publish(con, settings.data_dir, as_of)
-        counts = dict(
-            con.execute(
-                "select status, count(*) from marts.refund_ledger_transitions group by status"
-            ).fetchall()
+        refunded, declined, mismatched = con.execute(
+            "select count(*) filter (where to_post), count(*) filter (where outcome = 'DECLINED'), "
+            "count(*) filter (where outcome = 'AMOUNT_MISMATCH') "
+            "from intermediate.int_payments_matched_to_refunds"
+        ).fetchone()
+        unanswered = scalar(
+            con, "select count(*) from marts.refund_ledger_transitions where status = 'UNANSWERED'"
         )
         postings, total = con.execute(
             "select count(*), coalesce(sum(payment_amount), 0)::varchar from marts.payment_postings"
@@ -180,10 +185,10 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         postings_path=str(layout.postings(as_of)),
         postings=postings,
         postings_total=total,
-        refunded=counts.get("REFUNDED", 0),
-        declined=counts.get("DECLINED", 0),
-        amount_mismatches=counts.get("AMOUNT_MISMATCH", 0),
-        unanswered=counts.get("UNANSWERED", 0),
+        refunded=refunded,
+        declined=declined,
+        amount_mismatches=mismatched,
+        unanswered=unanswered,
         unmatched_returns=len(unmatched),
         repeated_answers=len(repeated),
     )

@@ -3,8 +3,8 @@
 -- refund_id we never sent), also when the refund was answered before:
 -- - a refund is posted once: by the first approving line of a file, unless another date posted
 --   it (to_post);
--- - the ledger holds the latest answer: the last line of the latest file date wins, whatever
---   order the dates are reconciled in, and an answer always beats UNANSWERED (moves_ledger).
+-- - the ledger moves only up the order of ledger_state_rank (macros.sql), by the file's
+--   highest-ranked answer (its first line of that rank): moves_ledger.
 with
 
 stg_payments as (
@@ -25,13 +25,9 @@ payment_postings as (
 ),
 
 posted_on_other_dates as (
-    select
-        refund_id,
-        min(as_of_date) as posted_date,
-        arg_min(payment_id, as_of_date) as posted_payment_id
+    select distinct refund_id
     from payment_postings
     where refund_id is not null and as_of_date <> getvariable('as_of_date')
-    group by refund_id
 ),
 
 answered_on_other_dates as (
@@ -53,10 +49,7 @@ joined as (
         refund_ledger.status_date as ledger_status_date,
         row_number() over (
             partition by stg_payments.refund_id order by stg_payments.line_number
-        ) as line_rank,
-        row_number() over (
-            partition by stg_payments.refund_id order by stg_payments.line_number desc
-        ) as line_rank_from_last
+        ) as line_rank
     from stg_payments
     left join refund_ledger
         on stg_payments.refund_id = refund_ledger.refund_id
@@ -74,6 +67,17 @@ answered as (
     from joined
 ),
 
+-- The one line of the file that may move the refund in the ledger.
+ranked as (
+    select
+        *,
+        row_number() over (
+            partition by refund_id
+            order by ledger_state_rank(outcome) desc, line_number
+        ) as answer_rank
+    from answered
+),
+
 -- The first approval of each refund in this file, the one line that may post it.
 first_approvals as (
     select
@@ -87,44 +91,40 @@ first_approvals as (
 
 placed as (
     select
-        answered.*,
+        ranked.*,
         coalesce(
-            answered.line_number = first_approvals.line_number
+            ranked.line_number = first_approvals.line_number
             and posted_on_other_dates.refund_id is null,
             false
         ) as to_post,
-        -- The approval this row comes after, for a person reading a decline of money that moved.
+        -- For a person reading a decline of money that moved; from this file alone, so that a
+        -- rerun reads the same whatever was reconciled in between.
         case
-            when posted_on_other_dates.posted_date < getvariable('as_of_date')
-                then
-                    'payment ' || posted_on_other_dates.posted_payment_id || ' posted on '
-                    || posted_on_other_dates.posted_date
-            when first_approvals.line_number < answered.line_number
-                then 'payment ' || first_approvals.payment_id || ' of this file'
-        end as approved_before,
-        answered.was_sent
+            when first_approvals.line_number < ranked.line_number
+                then first_approvals.payment_id
+        end as approved_before_in_file,
+        ranked.was_sent
         and (
-            answered.line_rank > 1
+            ranked.line_rank > 1
             or answered_on_other_dates.refund_id is not null
         ) as answered_before,
-        answered.was_sent
-        and answered.line_rank_from_last = 1
+        ranked.was_sent
+        and ranked.answer_rank = 1
         and (
-            answered.ledger_status in ('SENT', 'UNANSWERED')
+            ledger_state_rank(ranked.outcome) > ledger_state_rank(ranked.ledger_status)
             -- A rerun of D sets what D set.
-            or answered.ledger_status_date = getvariable('as_of_date')
             or (
-                answered.ledger_status_date < getvariable('as_of_date')
-                and answered.ledger_status <> answered.outcome
+                ranked.outcome = ranked.ledger_status
+                and ranked.ledger_status_date = getvariable('as_of_date')
             )
         ) as moves_ledger
-    from answered
+    from ranked
     left join first_approvals
-        on answered.refund_id = first_approvals.refund_id
+        on ranked.refund_id = first_approvals.refund_id
     left join posted_on_other_dates
-        on answered.refund_id = posted_on_other_dates.refund_id
+        on ranked.refund_id = posted_on_other_dates.refund_id
     left join answered_on_other_dates
-        on answered.refund_id = answered_on_other_dates.refund_id
+        on ranked.refund_id = answered_on_other_dates.refund_id
 ),
 
 final as (
@@ -157,8 +157,8 @@ final as (
                     'declined ' || coalesce(response_code, '(no code)') || ' '
                     || coalesce(response_message, '')
                     || coalesce(
-                        ' (after an approval already posted to ImagineOne: '
-                        || approved_before || ')',
+                        ' (this file approved it before, as payment '
+                        || approved_before_in_file || ')',
                         ''
                     )
             when 'AMOUNT_MISMATCH'

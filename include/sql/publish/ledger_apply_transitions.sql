@@ -1,7 +1,7 @@
--- The reconciliation of D moves the ledger: each new state is logged once per date in
--- refund_ledger_events (a unique index on refund_id, status and as_of_date guards it) and set on
--- the refund, forward only. The forward moves are those of ledger_backward_moves.sql, which runs
--- first and refuses the rest.
+-- The reconciliation of D moves the ledger: each new state is logged once in refund_ledger_events
+-- (a unique index on refund_id and status guards it) and set on the refund, forward only: up the
+-- order of ledger_state_rank (macros.sql). ledger_backward_moves.sql runs first and refuses the
+-- rest.
 insert into main.refund_ledger_events (
     refund_id, status, as_of_date, source_file, line_number, detail
 )
@@ -14,10 +14,7 @@ select
     moves.detail
 from marts.refund_ledger_transitions as moves
 anti join main.refund_ledger_events as seen
-    on
-        moves.refund_id = seen.refund_id
-        and moves.status = seen.status
-        and moves.as_of_date = seen.as_of_date;
+    on moves.refund_id = seen.refund_id and moves.status = seen.status;
 
 update main.refund_ledger set
     status = moves.status,
@@ -35,19 +32,5 @@ where
             refund_ledger.status = moves.status
             and refund_ledger.status_date = moves.as_of_date
         )
-        or (
-            refund_ledger.status = 'SENT'
-            and moves.status in ('REFUNDED', 'DECLINED', 'AMOUNT_MISMATCH', 'UNANSWERED')
-        )
-        or (
-            refund_ledger.status = 'UNANSWERED'
-            and moves.status in ('REFUNDED', 'DECLINED', 'AMOUNT_MISMATCH')
-        )
-        or (
-            -- A later payment file answers again: the latest answer holds.
-            refund_ledger.status in ('REFUNDED', 'DECLINED', 'AMOUNT_MISMATCH')
-            and moves.status in ('REFUNDED', 'DECLINED', 'AMOUNT_MISMATCH')
-            and refund_ledger.status <> moves.status
-            and refund_ledger.status_date <= moves.as_of_date
-        )
+        or ledger_state_rank(moves.status) > ledger_state_rank(refund_ledger.status)
     );

@@ -100,3 +100,17 @@ create or replace macro code_error(col, txt, allowed) as
 -- credit can never hold two different live ids.
 create or replace macro refund_id_for(credit_id) as
     'AR' || upper(substr(sha256('auto-refunds:' || credit_id), 1, 20));
+
+-- The refund ledger's states in the one order they move in (CONTRACT 5, docs/design.md "A
+-- refund answered twice"): a refund moves only to a state of a higher rank, so what it ends in
+-- does not depend on the order its answers are reconciled in. An answer that says money moved
+-- outranks a decline: once approved (and posted) or returned with another amount, a later
+-- decline is raised for a person but frees nothing for the rules to refund again.
+create or replace macro ledger_state_rank(status) as
+    case status
+        when 'SENT' then 0
+        when 'UNANSWERED' then 1
+        when 'DECLINED' then 2
+        when 'AMOUNT_MISMATCH' then 3
+        when 'REFUNDED' then 4
+    end;

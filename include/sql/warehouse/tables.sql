@@ -225,11 +225,8 @@ create table if not exists main.working_decisions (
 -- Guards the database itself keeps, whatever the code above it does (CONTRACT 7). A refund_id
 -- is the ledger's primary key; DuckDB has no partial unique index, so "one live refund per
 -- credit" is checked by the statements that write the ledger (include/sql/publish/).
--- A state is entered once per date: a later payment file may answer a refund again, and move
--- it back to a state it held before (a warehouse made before that keeps no narrower index).
-drop index if exists refund_ledger_events_one_per_state;
-create unique index if not exists refund_ledger_events_one_per_state_and_date
-on main.refund_ledger_events (refund_id, status, as_of_date);
+create unique index if not exists refund_ledger_events_one_per_state
+on main.refund_ledger_events (refund_id, status);
 
 create unique index if not exists payment_postings_one_per_payment
 on main.payment_postings (payment_id);

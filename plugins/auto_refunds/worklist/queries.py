@@ -321,7 +321,8 @@ class Reader:
         found = {}
         for name, order in (
             ("outcomes", "as_of_date"),
-            # States only move forward: SENT, then UNANSWERED, then an answer.
+            # States only move up (ledger_state_rank in macros.sql), at most once a date after
+            # SENT.
             ("ledger_events", "as_of_date, refund_id, "
              "case status when 'SENT' then 0 when 'UNANSWERED' then 1 else 2 end"),
             ("postings", "as_of_date, payment_id"),
