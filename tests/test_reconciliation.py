@@ -396,6 +396,39 @@ def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(
     ]
 
 
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_of_two_files_answering_alike_the_earlier_one_holds(sent, order):
+    """Declined by D0's file and again, otherwise, by day 1's: the ledger row (and with it the
+    next night's PREVIOUSLY_DECLINED detail) is D0's answer in either order."""
+    scenario, refunds = sent
+    write_payments(scenario, D0, declined("P1", "-20.00", refunds["C2"]))
+    write_payments(
+        scenario, day(1),
+        payment("P2", "-20.00", refund_id=refunds["C2"], status="DECLINED", code="51",
+                message="Insufficient funds"),
+    )
+    for n in order:
+        reconciliation.run_all(day(n), scenario.settings)
+    assert ledger(scenario)["C2"] == ("DECLINED", D0, "payments_20260105.csv", 2)
+    assert scenario.query(
+        "select response_code, response_message from refund_ledger where credit_id = 'C2'"
+    ) == [("05", "Do not honor")]
+
+
+def test_an_approval_after_a_decline_says_the_sale_may_be_refunded_beyond_its_amount(
+    sent, caplog
+):
+    scenario, refunds = sent
+    write_payments(scenario, D0, declined("P1", "-20.00", refunds["C2"]))
+    reconciliation.run_all(D0, scenario.settings)
+    write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refunds["C2"]))
+    with caplog.at_level(logging.WARNING, logger="auto_refunds.reconciliation"):
+        reconciliation.run_all(day(1), scenario.settings)
+    assert "posted, the ledger moves from DECLINED to REFUNDED; money moved after a decline" in (
+        caplog.text
+    )
+
+
 def test_a_card_number_in_a_response_message_is_masked_and_the_row_goes_on(sent):
     scenario, refunds = sent
     write_payments(

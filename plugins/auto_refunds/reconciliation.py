@@ -2,8 +2,8 @@
 
 ImaginePay answers each refund file with a payment file of the same date. Reconciling it moves
 each refund of the ledger forward (REFUNDED, DECLINED, AMOUNT_MISMATCH, or UNANSWERED once it is
-overdue; the latest file's answer holds), raises the exceptions a person must work, and writes
-the postings for ImagineOne.
+overdue; up one order of states, so the end does not depend on the order dates are reconciled
+in), raises the exceptions a person must work, and writes the postings for ImagineOne.
 Like the daily run, each step writes only rows keyed by D, so any of them can be repeated, and
 the postings file, once published, is never changed (``postings_file``).
 
@@ -209,6 +209,13 @@ def _what_a_repeated_answer_did(
         if moves_ledger and ledger_status != outcome
         else f"the ledger holds {ledger_status}"
     )
+    if moves_ledger and ledger_status == "DECLINED" and outcome != "DECLINED":
+        # The nights since the decline counted none of it against its sale (remaining(t)): a
+        # credit of the same account may have been refunded against that room meanwhile.
+        held += (
+            "; money moved after a decline, so its sale may now be refunded beyond its amount "
+            "(check the sale's other refunds since the decline)"
+        )
     return f"{done}, {held}"
 
 

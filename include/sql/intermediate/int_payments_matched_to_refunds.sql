@@ -4,7 +4,8 @@
 -- - a refund is posted once: by the first approving line of a file, unless another date posted
 --   it (to_post);
 -- - the ledger moves only up the order of ledger_state_rank (macros.sql), by the file's
---   highest-ranked answer (its first line of that rank): moves_ledger.
+--   highest-ranked answer (its first line of that rank); of two files answering alike, the
+--   earlier one's answer holds (moves_ledger).
 with
 
 stg_payments as (
@@ -112,10 +113,18 @@ placed as (
         and ranked.answer_rank = 1
         and (
             ledger_state_rank(ranked.outcome) > ledger_state_rank(ranked.ledger_status)
-            -- A rerun of D sets what D set.
             or (
                 ranked.outcome = ranked.ledger_status
-                and ranked.ledger_status_date = getvariable('as_of_date')
+                and (
+                    -- A rerun of D sets what D set.
+                    ranked.ledger_status_date = getvariable('as_of_date')
+                    -- Of two answers of one rank the earlier file's holds, whatever was
+                    -- reconciled first; but a refunded one keeps the approval that posted it.
+                    or (
+                        ranked.ledger_status_date > getvariable('as_of_date')
+                        and ranked.outcome <> 'REFUNDED'
+                    )
+                )
             )
         ) as moves_ledger
     from ranked

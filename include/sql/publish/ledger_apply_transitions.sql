@@ -33,4 +33,10 @@ where
             and refund_ledger.status_date = moves.as_of_date
         )
         or ledger_state_rank(moves.status) > ledger_state_rank(refund_ledger.status)
+        or (
+            -- An earlier file answering alike (int_payments_matched_to_refunds.sql).
+            refund_ledger.status = moves.status
+            and moves.status <> 'REFUNDED'
+            and refund_ledger.status_date > moves.as_of_date
+        )
     );
