@@ -3,9 +3,8 @@
 -- refund_id we never sent), also when the refund was answered before:
 -- - a refund is posted once: by the first approving line of a file, unless another date posted
 --   it (to_post);
--- - the ledger moves only up the order of ledger_state_rank (macros.sql), by the file's
---   highest-ranked answer (its first line of that rank); of two files answering alike, the
---   earlier one's answer holds (moves_ledger).
+-- - the ledger moves by the file's highest-ranked answer (its first line of that rank), as
+--   ledger_moves_forward (macros.sql) allows: moves_ledger.
 with
 
 stg_payments as (
@@ -112,19 +111,14 @@ placed as (
         ranked.was_sent
         and ranked.answer_rank = 1
         and (
-            ledger_state_rank(ranked.outcome) > ledger_state_rank(ranked.ledger_status)
+            ledger_moves_forward(
+                ranked.ledger_status, ranked.ledger_status_date,
+                ranked.outcome, getvariable('as_of_date')
+            )
+            -- A rerun of D sets what D set.
             or (
                 ranked.outcome = ranked.ledger_status
-                and (
-                    -- A rerun of D sets what D set.
-                    ranked.ledger_status_date = getvariable('as_of_date')
-                    -- Of two answers of one rank the earlier file's holds, whatever was
-                    -- reconciled first; but a refunded one keeps the approval that posted it.
-                    or (
-                        ranked.ledger_status_date > getvariable('as_of_date')
-                        and ranked.outcome <> 'REFUNDED'
-                    )
-                )
+                and ranked.ledger_status_date = getvariable('as_of_date')
             )
         ) as moves_ledger
     from ranked

@@ -1,6 +1,6 @@
 -- The reconciliation of D moves the ledger: each new state is logged once in refund_ledger_events
--- (a unique index on refund_id and status guards it) and set on the refund, forward only: up the
--- order of ledger_state_rank (macros.sql). ledger_backward_moves.sql runs first and refuses the
+-- (a unique index on refund_id and status guards it) and set on the refund, forward only
+-- (ledger_moves_forward in macros.sql). ledger_backward_moves.sql runs first and refuses the
 -- rest.
 insert into main.refund_ledger_events (
     refund_id, status, as_of_date, source_file, line_number, detail
@@ -32,11 +32,7 @@ where
             refund_ledger.status = moves.status
             and refund_ledger.status_date = moves.as_of_date
         )
-        or ledger_state_rank(moves.status) > ledger_state_rank(refund_ledger.status)
-        or (
-            -- An earlier file answering alike (int_payments_matched_to_refunds.sql).
-            refund_ledger.status = moves.status
-            and moves.status <> 'REFUNDED'
-            and refund_ledger.status_date > moves.as_of_date
+        or ledger_moves_forward(
+            refund_ledger.status, refund_ledger.status_date, moves.status, moves.as_of_date
         )
     );

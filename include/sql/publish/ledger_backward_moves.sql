@@ -1,5 +1,5 @@
--- Moves of marts.refund_ledger_transitions the ledger must refuse: a refund moves only up the
--- order of ledger_state_rank (macros.sql): SENT, UNANSWERED, DECLINED, AMOUNT_MISMATCH,
+-- Moves of marts.refund_ledger_transitions the ledger must refuse: a refund moves only as
+-- ledger_moves_forward (macros.sql) allows, up SENT, UNANSWERED, DECLINED, AMOUNT_MISMATCH,
 -- REFUNDED. A move to the state a refund is already in (a rerun) is no move.
 -- The update in ledger_apply_transitions.sql applies only the moves allowed here.
 with
@@ -22,10 +22,12 @@ final as (
         on moves.refund_id = refund_ledger.refund_id
     where
         refund_ledger.status is distinct from moves.status
-        and (
-            ledger_state_rank(moves.status) <= ledger_state_rank(refund_ledger.status)
-            or refund_ledger.refund_id is null
-            or ledger_state_rank(moves.status) is null
+        -- Null (a refund not in the ledger, an unknown state) is refused too.
+        and not coalesce(
+            ledger_moves_forward(
+                refund_ledger.status, refund_ledger.status_date, moves.status, moves.as_of_date
+            ),
+            false
         )
 )
 

@@ -114,3 +114,15 @@ create or replace macro ledger_state_rank(status) as
         when 'AMOUNT_MISMATCH' then 3
         when 'REFUNDED' then 4
     end;
+
+-- A move of the ledger from one state to another (the one rule int_payments_matched_to_refunds,
+-- ledger_apply_transitions and ledger_backward_moves share): up the order above; or, of two
+-- files answering alike, to the earlier file's answer, whichever was reconciled first, except
+-- that a refunded refund keeps the approval that posted it. Null when a state is unknown.
+create or replace macro ledger_moves_forward(from_status, from_date, to_status, to_date) as
+    ledger_state_rank(to_status) > ledger_state_rank(from_status)
+    or (
+        to_status = from_status
+        and to_status <> 'REFUNDED'
+        and from_date > to_date
+    );
