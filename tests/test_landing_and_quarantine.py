@@ -383,6 +383,27 @@ def test_an_extract_typed_by_another_version_of_the_model_is_typed_again(scenari
     assert scenario.query("select model_version from staging.typed_files") == [current]
     assert scenario.query("select txn_id from staging.stg_imaginepay__transactions") == [("T1",)]
 
+def test_the_kept_extract_stores_its_random_ids_uncompressed_and_the_rest_compressed(scenario):
+    scenario.write_credits(D, credit("C1"))
+    # Enough repeated codes for DuckDB to compress what it may.
+    scenario.write_transactions(D, *(sale(f"T{n}") for n in range(3000)))
+    scenario.decide()
+    model = models.find("stg_imaginepay__transactions")
+    with connect(scenario.settings) as con:
+        con.execute("checkpoint")
+        storage = dict(
+            con.execute(
+                "select column_name, string_agg(distinct compression, ',' order by compression)"
+                " from pragma_storage_info(?) where segment_type = 'VARCHAR' group by all",
+                [model.relation],
+            ).fetchall()
+        )
+    assert model.per_file_uncompressed
+    for column in model.per_file_uncompressed:
+        assert storage[column] == "Uncompressed", column
+    assert storage["status"] != "Uncompressed"
+
+
 
 def test_an_extract_changed_after_extract_is_not_typed(scenario):
     scenario.write_credits(D, credit("C1"))

@@ -45,10 +45,13 @@ class PerFileModel:
     supersede_sql: str
     # Anything else the typed rows depend on (the parsing macros): a change types again.
     depends_on: str = ""
+    # Columns stored without compression; a change types again, so that every file is stored
+    # alike.
+    uncompressed: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
-        texts = self.sql + self.supersede_sql + self.depends_on
+        texts = self.sql + self.supersede_sql + self.depends_on + ",".join(self.uncompressed)
         return hashlib.sha256(texts.encode()).hexdigest()
 
 
@@ -164,8 +167,8 @@ def _type_file(
         from landing_lines
         """
     )
-    # The model's SELECT gives the table its columns.
-    con.execute(f"create table if not exists {model.relation} as\n{model.sql}\nlimit 0")
+    if not table_exists(con, model.relation):
+        _create_table(con, model)
     # The keys of the file's earlier content too: versions it superseded may be latest again.
     con.execute(
         f"create or replace temp table file_keys as "
@@ -175,6 +178,26 @@ def _type_file(
     con.execute(f"delete from {model.relation} where source_file = ?", [source_file])
     con.execute(f"insert into {model.relation} by name\n{model.sql}")
     _supersede(con, model, source_file)
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, model: PerFileModel) -> None:
+    """The kept table, with the columns and types of the model's SELECT."""
+    con.execute(f"create table {model.relation} as\n{model.sql}\nlimit 0")
+    if not model.uncompressed:
+        return
+    columns = con.execute(f"describe {model.relation}").fetchall()
+    missing = set(model.uncompressed) - {column[0] for column in columns}
+    if missing:
+        raise ValueError(f"{model.relation} has no column {', '.join(sorted(missing))}")
+    # A table's compression is chosen where its columns are declared, which a CREATE TABLE AS
+    # cannot say.
+    declared = ", ".join(
+        f'"{name}" {data_type}'
+        + (" using compression uncompressed" if name in model.uncompressed else "")
+        for name, data_type, *_ in columns
+    )
+    con.execute(f"drop table {model.relation}")
+    con.execute(f"create table {model.relation} ({declared})")
 
 
 def _supersede(con: duckdb.DuckDBPyConnection, model: PerFileModel, source_file: str) -> None:

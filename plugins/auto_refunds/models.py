@@ -37,6 +37,10 @@ class Model:
     # the id a later file can bring a new version of.
     per_file_kind: str | None = None
     per_file_key: str | None = None
+    # Columns of a per-file model stored without compression: ids that hardly repeat, which
+    # DuckDB's string compression spends more time on than it saves (docs/design.md, "Issue 13,
+    # eleventh stop").
+    per_file_uncompressed: tuple[str, ...] = ()
     # "view" for a model that only filters a kept table, or that one model alone reads: writing
     # millions of rows to read them once would be most of its cost. A view is not counted: its
     # rows are computed where they are read (docs/design.md, "Issue 13, seventh stop").
@@ -66,6 +70,7 @@ DAILY_MODELS: tuple[Model, ...] = (
         "stg_imaginepay__transactions",
         per_file_kind="transactions",
         per_file_key="txn_id",
+        per_file_uncompressed=("txn_id", "card_token", "account_id"),
     ),
     Model("intermediate", "int_imaginepay__transactions_known_at_date", materialized="view"),
     Model("intermediate", "int_sales_remaining", materialized="view"),
@@ -162,6 +167,7 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
         key=model.per_file_key,
         sql=model.path(sql_dir).read_text(),
         supersede_sql=model.path(sql_dir, ".supersede.sql").read_text(),
+        uncompressed=model.per_file_uncompressed,
         # The parsing macros, the card-number detector and the landing's masking of the lines
         # type them too.
         depends_on="".join(
