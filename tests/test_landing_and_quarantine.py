@@ -383,25 +383,35 @@ def test_an_extract_typed_by_another_version_of_the_model_is_typed_again(scenari
     assert scenario.query("select model_version from staging.typed_files") == [current]
     assert scenario.query("select txn_id from staging.stg_imaginepay__transactions") == [("T1",)]
 
-def test_the_kept_extract_stores_its_random_ids_uncompressed_and_the_rest_compressed(scenario):
-    scenario.write_credits(D, credit("C1"))
-    # Enough repeated codes for DuckDB to compress what it may.
-    scenario.write_transactions(D, *(sale(f"T{n}") for n in range(3000)))
-    scenario.decide()
-    model = models.find("stg_imaginepay__transactions")
+def storage(scenario: Scenario, relation: str) -> dict[str, str]:
+    """How each text column of ``relation`` is stored, once checkpointed."""
     with connect(scenario.settings) as con:
         con.execute("checkpoint")
-        storage = dict(
+        return dict(
             con.execute(
                 "select column_name, string_agg(distinct compression, ',' order by compression)"
                 " from pragma_storage_info(?) where segment_type = 'VARCHAR' group by all",
-                [model.relation],
+                [relation],
             ).fetchall()
         )
+
+
+def test_what_is_kept_is_compressed_but_random_ids_and_the_working_tables(scenario):
+    # Enough rows for a table's rows to be written as they are inserted (a row group, 122,880
+    # rows), not at a checkpoint, and for DuckDB to compress what it may.
+    scenario.write_credits(D, *(credit(f"C{n}", account=f"A{n}") for n in range(130_000)))
+    scenario.write_transactions(D, *(sale(f"T{n}") for n in range(3000)))
+    scenario.run()
+    model = models.find("stg_imaginepay__transactions")
+    kept = storage(scenario, model.relation)
     assert model.per_file_uncompressed
     for column in model.per_file_uncompressed:
-        assert storage[column] == "Uncompressed", column
-    assert storage["status"] != "Uncompressed"
+        assert kept[column] == "Uncompressed", column
+    assert kept["status"] != "Uncompressed"
+    # The working tables are replaced by the next run: stored as they are. The contract's
+    # tables are kept: compressed.
+    assert set(storage(scenario, "marts.credit_outcomes").values()) == {"Uncompressed"}
+    assert storage(scenario, "main.credit_outcomes")["outcome"] != "Uncompressed"
 
 
 

@@ -180,28 +180,20 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
 
 def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int | None:
     """Build one model (not a per-file one) and return its row count; None for a view."""
-    from auto_refunds.extract_typing import table_exists
     from auto_refunds.warehouse import transaction
 
     started = time.perf_counter()
-    sql = model.path(sql_dir).read_text()
-    with transaction(con):
-        if model.materialized == "view":
-            # A view is read later, by the next tasks and by people, in sessions that may hold
-            # another date or none: it keeps the date of the run that built it, as a table would.
-            as_of = con.execute("select getvariable('as_of_date')").fetchone()[0]
-            sql = sql.replace("getvariable('as_of_date')", f"date '{as_of.isoformat()}'")
-            if "getvariable" in sql:
-                # Left in, it would read nothing in a session without it, silently.
-                raise ValueError(
-                    f"{model.relation}: a view reads no session variable but the run's date, "
-                    "spelled getvariable('as_of_date')"
-                )
-            if table_exists(con, model.relation):
-                # Built as a table by an earlier version of the project.
-                con.execute(f"drop table {model.relation}")
-        con.execute(f"create or replace {model.materialized} {model.relation} as\n{sql}")
-        crash_point("mid_model")
+    # A model's table is replaced by the next run: compressing it costs time that no later read
+    # wins back (docs/design.md, "Issue 13, eleventh stop"). Kept until the commit, which writes
+    # what the statement left in memory.
+    con.execute("set force_compression = 'uncompressed'")
+    try:
+        with transaction(con):
+            _replace(con, model, model.path(sql_dir).read_text())
+            crash_point("mid_model")
+    finally:
+        # After the rollback of a failed build, if any: the session takes statements again.
+        con.execute("reset force_compression")
     if model.materialized == "view":
         # Counting a view computes it: at 10M credits, the candidates' count took as long as
         # the model that reads them.
@@ -214,3 +206,23 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int | 
     rows = con.execute(f"select count(*) from {model.relation}").fetchone()[0]
     log.info("Built %s: %d rows in %.2f s", model.relation, rows, time.perf_counter() - started)
     return rows
+
+
+def _replace(con: duckdb.DuckDBPyConnection, model: Model, sql: str) -> None:
+    from auto_refunds.extract_typing import table_exists
+
+    if model.materialized == "view":
+        # A view is read later, by the next tasks and by people, in sessions that may hold
+        # another date or none: it keeps the date of the run that built it, as a table would.
+        as_of = con.execute("select getvariable('as_of_date')").fetchone()[0]
+        sql = sql.replace("getvariable('as_of_date')", f"date '{as_of.isoformat()}'")
+        if "getvariable" in sql:
+            # Left in, it would read nothing in a session without it, silently.
+            raise ValueError(
+                f"{model.relation}: a view reads no session variable but the run's date, "
+                "spelled getvariable('as_of_date')"
+            )
+        if table_exists(con, model.relation):
+            # Built as a table by an earlier version of the project.
+            con.execute(f"drop table {model.relation}")
+    con.execute(f"create or replace {model.materialized} {model.relation} as\n{sql}")
