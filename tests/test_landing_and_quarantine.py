@@ -383,6 +383,7 @@ def test_an_extract_typed_by_another_version_of_the_model_is_typed_again(scenari
     assert scenario.query("select model_version from staging.typed_files") == [current]
     assert scenario.query("select txn_id from staging.stg_imaginepay__transactions") == [("T1",)]
 
+
 def storage(scenario: Scenario, relation: str) -> dict[str, str]:
     """How each text column of ``relation`` is stored, once checkpointed."""
     with connect(scenario.settings) as con:
@@ -412,7 +413,6 @@ def test_what_is_kept_is_compressed_but_random_ids_and_the_working_tables(scenar
     # tables are kept: compressed.
     assert set(storage(scenario, "marts.credit_outcomes").values()) == {"Uncompressed"}
     assert storage(scenario, "main.credit_outcomes")["outcome"] != "Uncompressed"
-
 
 
 def test_an_extract_changed_after_extract_is_not_typed(scenario):

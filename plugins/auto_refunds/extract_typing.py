@@ -181,22 +181,17 @@ def _type_file(
 
 
 def _create_table(con: duckdb.DuckDBPyConnection, model: PerFileModel) -> None:
-    """The kept table, with the columns and types of the model's SELECT."""
-    con.execute(f"create table {model.relation} as\n{model.sql}\nlimit 0")
-    if not model.uncompressed:
-        return
-    columns = con.execute(f"describe {model.relation}").fetchall()
+    """The kept table, with the columns and types of the model's SELECT, those of
+    ``model.uncompressed`` declared uncompressed (which a CREATE TABLE AS cannot say)."""
+    columns = con.execute(f"describe\n{model.sql}").fetchall()
     missing = set(model.uncompressed) - {column[0] for column in columns}
     if missing:
         raise ValueError(f"{model.relation} has no column {', '.join(sorted(missing))}")
-    # A table's compression is chosen where its columns are declared, which a CREATE TABLE AS
-    # cannot say.
     declared = ", ".join(
         f'"{name}" {data_type}'
         + (" using compression uncompressed" if name in model.uncompressed else "")
         for name, data_type, *_ in columns
     )
-    con.execute(f"drop table {model.relation}")
     con.execute(f"create table {model.relation} ({declared})")
 
 
