@@ -49,7 +49,8 @@ def model_files() -> set[str]:
         f"{path.parent.name}.{path.stem}"
         for path in SQL_DIR.glob("*/*.sql")
         if path.parent.name not in ("warehouse", "publish")
-        and not path.name.endswith(".supersede.sql")
+        # A model's helper statements are named <model>.<step>.sql.
+        and "." not in path.stem
     }
 
 

@@ -94,9 +94,10 @@ def _statements(settings: Settings) -> list[tuple[str, str]]:
     for model in (*models.DAILY_MODELS, *models.RECONCILIATION_MODELS):
         found.append((model.relation, model.path(sql_dir).read_text()))
         if model.per_file_kind:
-            found.append(
-                (f"{model.relation} supersede", model.path(sql_dir, ".supersede.sql").read_text())
-            )
+            found += [
+                (f"{model.relation} {step}", model.path(sql_dir, f".{step}.sql").read_text())
+                for step in ("repeated_keys", "supersede")
+            ]
     for gate in (quality.DAILY_SUITES, quality.RECONCILIATION_SUITES):
         found += [(f"gate {s.name}", s.dataset) for s in quality.discover(sql_dir, gate)]
     found += [
@@ -115,6 +116,10 @@ def _prepare_session(con, settings: Settings) -> None:
         select 'transactions_20260106.csv' as source_file, date '2026-01-06' as file_date,
             1::bigint as line_number, 'T9,CL1,A1,SALE' as raw_line
         """
+    )
+    con.execute(
+        "create temp table repeated_keys as "
+        "select txn_id, 2::bigint as rows_with_txn_id from staging.stg_imaginepay__transactions"
     )
     con.execute(
         "create temp table touched_keys as select txn_id from staging.stg_imaginepay__transactions"

@@ -41,6 +41,9 @@ class PerFileModel:
     key: str
     # The model's SELECT over ``landing_file``.
     sql: str
+    # Creates the temp table ``repeated_keys`` of the keys on more than one line of
+    # ``landing_file``, which the SELECT reads.
+    repeated_keys_sql: str
     # Dates superseded versions of the keys in the temp table ``touched_keys``.
     supersede_sql: str
     # Anything else the typed rows depend on (the parsing macros): a change types again.
@@ -51,8 +54,11 @@ class PerFileModel:
 
     @property
     def version(self) -> str:
-        texts = self.sql + self.supersede_sql + self.depends_on + ",".join(self.uncompressed)
-        return hashlib.sha256(texts.encode()).hexdigest()
+        texts = (
+            self.sql, self.repeated_keys_sql, self.supersede_sql, self.depends_on,
+            ",".join(self.uncompressed),
+        )
+        return hashlib.sha256("".join(texts).encode()).hexdigest()
 
 
 def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: Path) -> int:
@@ -101,7 +107,10 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
                 "insert or replace into staging.typed_files values (?, ?, ?, ?)",
                 [source_file, model.file_kind, digest, version],
             )
-            for temp in ("view landing_file", "table landing_lines", "table file_keys"):
+            for temp in (
+                "view landing_file", "table landing_lines", "table file_keys",
+                "table repeated_keys",
+            ):
                 con.execute(f"drop {temp}")
         log.info("Typed %s into %s", source_file, model.relation)
     rows = con.execute(
@@ -167,6 +176,7 @@ def _type_file(
         from landing_lines
         """
     )
+    con.execute(model.repeated_keys_sql)
     if not table_exists(con, model.relation):
         _create_table(con, model)
     # The keys of the file's earlier content too: versions it superseded may be latest again.

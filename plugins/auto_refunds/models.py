@@ -166,6 +166,7 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
         file_kind=model.per_file_kind,
         key=model.per_file_key,
         sql=model.path(sql_dir).read_text(),
+        repeated_keys_sql=model.path(sql_dir, ".repeated_keys.sql").read_text(),
         supersede_sql=model.path(sql_dir, ".supersede.sql").read_text(),
         uncompressed=model.per_file_uncompressed,
         # The parsing macros, the card-number detector and the landing's masking of the lines

@@ -3,8 +3,8 @@
 -- (landing_file), and its rows are kept until its content changes (models.build_per_file).
 with
 
--- Read for the ids, then for every field, from the numbered lines, never copied again: the
--- extracts are the bulk of the data, and a second copy of all their lines would spill to disk.
+-- Read for every field from the numbered lines, never copied again: the extracts are the bulk
+-- of the data, and a second copy of all their lines would spill to disk.
 landing_transactions as not materialized (
     select * from landing_file
 ),
@@ -50,49 +50,13 @@ renamed as not materialized (
     from split
 ),
 
--- Ids on more than one line of one file: every such line is ambiguous. The lines are read for
--- their ids once, and only an 8-byte hash of each is kept, with its line number (a copy of the
--- ids themselves, or a second pass over every line, costs more at 40M lines); the few lines
--- whose hash repeats are read again for their ids as text, which decide. (Lines without an id
--- share a hash too; they never match an id below.)
-line_id_hashes as materialized (
-    select
-        line_number,
-        hash(source_file, line_id_text(raw_line)) as id_hash
-    from landing_transactions
-),
-
-repeated_id_hashes as (
-    select id_hash
-    from line_id_hashes
-    group by id_hash
-    having count(*) > 1
-),
-
-lines_with_a_repeated_hash as (
-    select line_id_hashes.line_number
-    from line_id_hashes
-    semi join repeated_id_hashes
-        on line_id_hashes.id_hash = repeated_id_hashes.id_hash
-),
-
-line_ids as (
-    select
-        landing_transactions.source_file,
-        line_id_text(landing_transactions.raw_line) as txn_id
-    from landing_transactions
-    semi join lines_with_a_repeated_hash
-        on landing_transactions.line_number = lines_with_a_repeated_hash.line_number
-),
-
+-- Ids on more than one line of this file: every such line is ambiguous. Found by a statement
+-- of its own before this one (stg_imaginepay__transactions.repeated_keys.sql).
 duplicated_ids as (
     select
-        source_file,
         txn_id,
-        count(*) as rows_with_txn_id
-    from line_ids
-    group by source_file, txn_id
-    having count(*) > 1
+        rows_with_txn_id
+    from repeated_keys
 ),
 
 typed as (
@@ -105,9 +69,7 @@ typed as (
         line_shape_error(renamed.raw_line, renamed.field_count, 14) as shape_error
     from renamed
     left join duplicated_ids
-        on
-            renamed.source_file = duplicated_ids.source_file
-            and renamed.txn_id = duplicated_ids.txn_id
+        on renamed.txn_id = duplicated_ids.txn_id
 ),
 
 checked as (
