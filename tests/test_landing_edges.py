@@ -250,6 +250,21 @@ def test_a_quoted_line_break_joins_the_lines_of_one_record_and_numbers_the_rest(
     ) == [(3, "B\n1")]
 
 
+# The typing groups the lines by a hash of their id taken as they are numbered: a record joined
+# from lines has the id of the whole record, which its first line alone did not read as.
+def test_an_id_repeated_on_a_record_joined_from_lines_quarantines_both(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(
+        D, sale("T1"), ",".join(sale("T2", account="B1")).replace(",B1,", ',"B\n1",', 1),
+        sale("T2", account="A9"),
+    )
+    scenario.decide()
+    assert quarantined(scenario) == {
+        ("transactions_20260105.csv", n): "txn_id T2 appears on 2 lines of this file"
+        for n in (3, 5)
+    }
+
+
 def test_two_broken_lines_do_not_swallow_the_record_between_them(scenario):
     scenario.write_credits(
         D,

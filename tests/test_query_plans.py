@@ -114,7 +114,8 @@ def _prepare_session(con, settings: Settings) -> None:
         """
         create temp view landing_file as
         select 'transactions_20260106.csv' as source_file, date '2026-01-06' as file_date,
-            1::bigint as line_number, 'T9,CL1,A1,SALE' as raw_line
+            1::bigint as line_number, 'T9,CL1,A1,SALE' as raw_line,
+            line_id_hash('T9,CL1,A1,SALE') as id_hash
         """
     )
     con.execute(

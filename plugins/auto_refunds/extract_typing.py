@@ -42,7 +42,8 @@ class PerFileModel:
     # The model's SELECT over ``landing_file``.
     sql: str
     # Creates the temp table ``repeated_keys`` of the keys on more than one line of
-    # ``landing_file``, which the SELECT reads.
+    # ``landing_file``, which the SELECT reads. A line's key is its first field, whose hash
+    # ``landing_file`` holds as ``id_hash`` (the macro line_id_hash).
     repeated_keys_sql: str
     # Dates superseded versions of the keys in the temp table ``touched_keys``.
     supersede_sql: str
@@ -152,17 +153,25 @@ def _type_file(
         rehashed = hasher.submit(fingerprint, path)
         with insertion_order(con), masking(con), readable(path, valid_utf8) as lines:
             # DuckDB's error may quote a line (CONTRACT 7: read_file masks it and names the file).
+            # Each line's id hashed as it is numbered, while the line is at hand: read back
+            # from the numbered lines, which spill at the largest size, it cost twice as much.
             read_file(
                 con,
                 path,
                 "create or replace temp table landing_lines as "
-                + lines_query(lines, source.landed_line()),
+                "select line_number, raw_line, line_id_hash(raw_line) as id_hash from ("
+                + lines_query(lines, source.landed_line())
+                + ")",
             )
         printed = rehashed.result()
         if printed.sha256 != digest:
             raise changed
-    if printed.quoted:
-        join_quoted_line_breaks(con, "landing_lines", len(source.header))
+    # A record joined from lines has the id of its whole first field; only it holds a line break.
+    if printed.quoted and join_quoted_line_breaks(con, "landing_lines", len(source.header)):
+        con.execute(
+            "update landing_lines set id_hash = line_id_hash(raw_line) "
+            "where contains(raw_line, chr(10))"
+        )
     # The file's name and date are the same on every line: held once, not per line, so that
     # numbering the lines has less to spill.
     con.execute(
@@ -172,7 +181,8 @@ def _type_file(
             {sql_literal(source_file)} as source_file,
             date '{file_date.isoformat()}' as file_date,
             line_number,
-            raw_line
+            raw_line,
+            id_hash
         from landing_lines
         """
     )

@@ -61,6 +61,10 @@ create or replace macro line_id_text(line) as
         else line
     end);
 
+-- An 8-byte hash of a line's id, which the typing takes as it numbers an extract's lines: the ids
+-- repeated in a file are found by grouping these (stg_imaginepay__transactions.repeated_keys.sql).
+create or replace macro line_id_hash(line) as hash(line_id_text(line));
+
 -- Money: plain decimal, at most two decimals, fits DECIMAL(18,2).
 create or replace macro money_value(txt) as
     case
