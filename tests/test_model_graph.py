@@ -72,7 +72,6 @@ def test_the_dependencies_are_read_from_from_and_join_clauses():
     # main.* and landing.* are sources; comments are not read.
     assert models.depends_on(models.find("int_sales_remaining"), SQL_DIR) == {
         "intermediate.int_imaginepay__transactions_known_at_date",
-        "staging.stg_imagineone__credits",
     }
 
 

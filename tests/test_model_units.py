@@ -542,7 +542,6 @@ def test_int_sales_remaining_less_every_refund_counted_once(unit):
     rows = unit.build(
         "int_sales_remaining",
         {
-            "staging.stg_imagineone__credits": [screened_credit("C1")],
             "intermediate.int_imaginepay__transactions_known_at_date": [
                 known("T1"),
                 processor_refund("P1", "T1", "10.00"),
@@ -566,9 +565,11 @@ def test_int_sales_remaining_less_every_refund_counted_once(unit):
             ],
         },
     )
+    # T5's account has no credit: int_credit_candidates leaves it out.
     assert only(rows, "txn_id", "amount", "remaining_amount") == [
         ("T1", money("100.00"), money("65.00")),
         ("T2", money("40.00"), money("25.00")),
+        ("T5", money("100.00"), money("100.00")),
     ]
     assert set(rows[0]) == {
         "txn_id", "client_id", "account_id", "txn_date", "amount", "card_type", "cvm",

@@ -1,9 +1,10 @@
 -- remaining(t) (CONTRACT 3) of every sale a credit of D could be refunded against: a settled
--- sale dated on or before D on the account of a readable credit. remaining(t) is its amount,
--- less the processor's settled and pending refunds against it, less the refunds this system
--- requested against it in the runs of other dates and that were not declined. A refund seen
--- both ways (the processor's merchant_reference is our refund_id) counts once, at the
--- processor's amount.
+-- sale dated on or before D. Which credits share its client and account is for
+-- int_credit_candidates to join: a semi-join to the credits' accounts here too only probed every
+-- sale once more (docs/design.md, "Issue 13, fourteenth stop"). remaining(t) is its amount, less
+-- the processor's settled and pending refunds against it, less the refunds this system requested
+-- against it in the runs of other dates and that were not declined. A refund seen both ways (the
+-- processor's merchant_reference is our refund_id) counts once, at the processor's amount.
 with
 
 -- Read twice (sales, then refunds), each time only the columns that use needs: held whole, the
@@ -12,28 +13,12 @@ transactions as not materialized (
     select * from intermediate.int_imaginepay__transactions_known_at_date
 ),
 
-stg_credits as (
-    select * from staging.stg_imagineone__credits
-    where dq_error is null
-),
-
 refund_ledger as (
     select * from main.refund_ledger
 ),
 
-credit_accounts as (
-    select distinct
-        client_id,
-        account_id
-    from stg_credits
-),
-
 sales as (
     select transactions.* from transactions
-    semi join credit_accounts
-        on
-            transactions.client_id = credit_accounts.client_id
-            and transactions.account_id = credit_accounts.account_id
     where
         transactions.txn_type = 'SALE'
         and transactions.status = 'SETTLED'
