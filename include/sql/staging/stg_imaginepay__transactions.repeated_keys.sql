@@ -1,10 +1,9 @@
 -- Run before the extract's lines are typed, in the same transaction: the txn_ids on more than
 -- one line of this one extract (landing_file), into the temp table repeated_keys, which the model
--- reads to make every such line ambiguous. A statement of its own rather than a CTE of the
--- model's insert, where it held the insert's pipeline back (docs/design.md, "Issue 13,
--- fourteenth stop"). The lines are grouped by the 8-byte hash of their id taken as they were
--- numbered (id_hash, the macro line_id_hash): a copy of the ids themselves, or reading every
--- line again for its id, costs more at 40M lines. The few lines whose hash repeats are read
+-- reads to make every such line ambiguous. The lines are grouped by the 8-byte hash of their id
+-- taken as they were numbered (id_hash, the macro line_id_hash): a copy of the ids themselves,
+-- or reading every numbered line again for its id, costs more at the largest size
+-- (docs/design.md, "Issue 13, fourteenth stop"). The few lines whose hash repeats are read
 -- again for their ids as text, which decide. Lines without an id share a hash too; their null
 -- id is never counted.
 create or replace temp table repeated_keys as
@@ -24,10 +23,10 @@ lines_with_a_repeated_hash as materialized (
         on landing_file.id_hash = repeated_id_hashes.id_hash
 ),
 
--- By line number, which DuckDB pushes into the scan of the numbered lines: it reads the text of
--- those few lines only. Joined on the hash instead, or with the CTEs above not materialized (the
--- planner then expects millions of lines and builds its join on the numbered lines), it read
--- every line's text: 34 s instead of 0.1 s at 40M lines.
+-- By line number, which DuckDB pushes into the scan of the numbered lines (they are in line
+-- order): it reads the text of those few lines only. Joined on the hash instead, or with the CTEs
+-- above not materialized (the planner then expects millions of lines and builds its join on the
+-- numbered lines), it read every line's text.
 line_ids as (
     select line_id_text(landing_file.raw_line) as txn_id
     from landing_file
