@@ -487,9 +487,11 @@ def _is_record(line: str, width: int) -> bool:
     return fields is not None and len(fields) == width
 
 
-def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: int) -> int:
+def join_quoted_line_breaks(
+    con: duckdb.DuckDBPyConnection, table: str, width: int
+) -> list[int]:
     """Join into one record the physical lines of ``table`` (line_number, raw_line) that a quoted
-    field's line breaks split (RFC 4180 2.6); returns the records joined.
+    field's line breaks split (RFC 4180 2.6); returns the line numbers of the records joined.
 
     A line leaves a quote open when it holds an odd number of quotes, and the next such line
     closes it. The lines from one to the other (at most ``_MAX_LINES_A_RECORD``) become one
@@ -512,7 +514,7 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
         for number in range(first, last + 1)
     })
     if not wanted:
-        return 0
+        return []
     text = dict(
         con.execute(
             f"select line_number, raw_line from {table} "
@@ -558,7 +560,7 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
             [joined_lines],
         )
         log.info("Joined %d record(s) whose quoted fields hold line breaks", len(records))
-    return len(records)
+    return firsts
 
 
 @contextmanager
