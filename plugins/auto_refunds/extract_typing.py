@@ -166,17 +166,16 @@ def _type_file(
         printed = rehashed.result()
         if printed.sha256 != digest:
             raise changed
-    # A record joined from lines has the id of its whole first field, which its first line alone
-    # may not read as.
-    joined = []
     if printed.quoted:
         joined = join_quoted_line_breaks(con, "landing_lines", len(source.header))
-    if joined:
-        con.execute(
-            "update landing_lines set id_hash = line_id_hash(raw_line) "
-            "where line_number in (select unnest(?::bigint[]))",
-            [joined],
-        )
+        # A record joined from lines has the id of its whole first field, which its first line
+        # alone may not read as.
+        if joined:
+            con.execute(
+                "update landing_lines set id_hash = line_id_hash(raw_line) "
+                "where line_number in (select unnest(?::bigint[]))",
+                [joined],
+            )
     # The file's name and date are the same on every line: held once, not per line, so that
     # numbering the lines has less to spill.
     con.execute(
