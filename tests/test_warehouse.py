@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +71,48 @@ def test_a_second_writer_goes_on_once_the_first_is_done(settings, caplog):
             thread.join(timeout=30)
         logging.getLogger("auto_refunds.warehouse").removeHandler(signal)
     assert seen == {"released before": True, "marker": [(1,)]}
+
+
+CARD = "4111111111111111"
+# A writer whose temporary table outgrows DuckDB's memory, as the numbered lines of a 40M-line
+# extract do; it says so, then waits to be killed.
+SPILLING_WRITER = f"""
+import sys
+from auto_refunds.settings import Settings
+from auto_refunds.warehouse import connect
+
+with connect(Settings.from_env()) as con:
+    con.execute(
+        "create temp table lines as select 'T' || i || ',CL001,A1,SALE,,,10.00,2026-03-02,"
+        "SETTLED,CREDIT,PIN,12/29,{CARD},1111' || repeat(' ', 60) as raw_line"
+        " from range(3000000) as t(i)"
+    )
+    print("spilled", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_what_a_killed_writer_spilled_is_removed_by_the_next_writer(settings):
+    """DuckDB leaves a killed process's temporary files on disk, and the next connection does
+    not remove them: they hold the rows as they were, a card number among them."""
+    spill = settings.layout.warehouse.parent / "spill"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "plugins"),
+        "AUTO_REFUNDS_DUCKDB_MEMORY_LIMIT": "64MB",
+    }
+    writer = subprocess.Popen(
+        [sys.executable, "-c", SPILLING_WRITER],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "spilled"
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+    left = [path for path in spill.iterdir() if path.is_file()]
+    assert any(CARD.encode() in path.read_bytes() for path in left), "nothing was spilled"
+
+    with connect(settings) as con:
+        con.execute("select 1").fetchall()
+    assert list(spill.iterdir()) == []
