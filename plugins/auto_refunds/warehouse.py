@@ -12,7 +12,6 @@ import datetime as dt
 import fcntl
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,7 +79,6 @@ def connect(
     make_folder(path.parent)
     spill = path.parent / "spill"
     with exclusive_lock(path.with_name(path.name + ".lock"), settings.lock_timeout_seconds):
-        _remove_leftover_spill(spill)
         config = {
             "memory_limit": settings.duckdb_memory_limit,
             "temp_directory": str(spill),
@@ -92,6 +90,9 @@ def connect(
             config["threads"] = settings.duckdb_threads
         con = duckdb.connect(str(path), config=config)
         try:
+            # Past both locks, ours and DuckDB's own on the file; DuckDB creates nothing in the
+            # folder before this connection first spills.
+            _remove_leftover_spill(spill)
             for name in ("tables.sql", "macros.sql"):
                 run_sql_file(con, settings.sql_dir / "warehouse" / name)
             card_numbers.register(con, settings.sql_dir)
@@ -109,22 +110,21 @@ def connect(
 def _remove_leftover_spill(spill: Path) -> None:
     """Delete what a killed writer spilled. Call it holding the writer lock.
 
-    DuckDB deletes its temporary files when a query or a connection ends, but not those of a
-    process that was killed, nor when the next connection starts. They hold working rows as they
-    were, an extract's unmasked lines among them (CONTRACT 7 allows a card number in the input
-    files only), and take gigabytes at the benchmark's larger size. Only a connection holding the
-    writer lock spills into this folder, so whatever is in it under the lock is left over.
+    DuckDB deletes its temporary files when a query or a connection ends. Those of a process
+    killed with SIGKILL stay until another connection spills into the same folder, which a run at
+    the smaller sizes never does. They hold working rows as they were, an extract's unmasked lines
+    among them (CONTRACT 7 allows a card number in the input files only), and take gigabytes at
+    the benchmark's larger size. Only a connection holding the writer lock spills into this
+    folder, so DuckDB's files in it under the lock are left over. Nothing else in the folder is
+    touched: an operator may have linked it to a scratch disk.
     """
     if not spill.is_dir():
         return
-    leftovers = sorted(spill.iterdir())
+    leftovers = sorted(path for path in spill.glob("duckdb_temp_*") if path.is_file())
     for leftover in leftovers:
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover)
-        else:
-            leftover.unlink(missing_ok=True)
+        leftover.unlink(missing_ok=True)
     if leftovers:
-        log.warning("Removed %d files a killed run left in %s", len(leftovers), spill)
+        log.warning("Removed %d temporary files a killed run left in %s", len(leftovers), spill)
 
 
 @contextmanager
