@@ -93,8 +93,9 @@ with connect(Settings.from_env()) as con:
 
 
 def test_what_a_killed_writer_spilled_is_removed_by_the_next_writer(settings):
-    """DuckDB leaves a killed process's temporary files on disk, and the next connection does
-    not remove them: they hold the rows as they were, a card number among them."""
+    """DuckDB leaves a killed process's temporary files on disk until another connection spills
+    into the folder, which a small run never does: they hold the rows as they were, a card number
+    among them."""
     spill = settings.layout.warehouse.parent / "spill"
     env = {
         **os.environ,
