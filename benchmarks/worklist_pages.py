@@ -5,7 +5,7 @@
 Writes snapshots with DuckDB straight to Parquet (no pipeline run): the latest date holds
 ``--rows`` exceptions and as many credit outcomes, the earlier ``--days`` - 1 dates a tenth each,
 plus 10,000 resolutions; then times each page's queries as the API server runs them, and the
-CSV of every row. Figures: docs/design.md#the-worklist.
+CSV of every row. Figures: docs/performance.md#the-worklist-pages.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from auto_refunds.layout import ymd
-from auto_refunds.worklist import resolutions, snapshot
+from auto_refunds.worklist import overview, resolutions, snapshot, story
 from auto_refunds.worklist.queries import Filters, Reader
 
 REASONS = [
@@ -110,7 +110,8 @@ def main() -> None:
             options = {"start": latest, "end": latest} | changes
             return lambda: Reader(data_dir).page("exceptions", Filters(**options))
 
-        _time("overview (latest date, 30-day charts)", lambda: Reader(data_dir).overview(latest))
+        _time("overview (latest date, 30-day charts)",
+              lambda: overview.of_date(Reader(data_dir), latest))
         _time("exceptions, open, page 1", page())
         _time("exceptions, open, page 10,000 (offset 500k)", page(page=10_000))
         _time("exceptions, all, sorted by amount desc, page 1",
@@ -122,7 +123,7 @@ def main() -> None:
               page(start=days[-1]))
         _time("refunds due, page 1", lambda: Reader(data_dir).page(
             "refunds_due", Filters(start=latest, end=latest)))
-        _time("credit story (30 dates)", lambda: Reader(data_dir).story("CR0000123457"))
+        _time("credit story (30 dates)", lambda: story.of_credit(Reader(data_dir), "CR0000123457"))
         out = Path(tempfile.mkdtemp(prefix="worklist-bench-csv-"))
 
         def csv_all():

@@ -3,8 +3,10 @@
 
 The nightly Auto-Refunds run for date **D** (the run's logical date).
 
-1. **extract** lands ImagineOne's credit snapshot of D, the client rules and every ImaginePay
-   extract dated on or before D in the DuckDB warehouse, line by line.
+1. **extract** first finishes what a stopped run of either DAG left half-done (a published
+   refund file the ledger does not know, a committed postings file not delivered; logged as
+   *Recovery*), then lands ImagineOne's credit snapshot of D, the client rules and every
+   ImaginePay extract dated on or before D in the DuckDB warehouse, line by line.
 2. One task per **SQL model** (`include/sql/staging`, `intermediate`, `marts`) decides each
    credit's outcome by the contract's refund rules, in their order; each task logs its row count
    (a view is computed where it is read, and not counted).
@@ -13,6 +15,8 @@ The nightly Auto-Refunds run for date **D** (the run's logical date).
 4. **publish** writes `outbox/imaginepay/refunds_YYYYMMDD.csv` and its manifest atomically,
    records the refunds in the ledger and replaces D's partition of the ticklers. It emits the
    refund-file Asset that starts `refund_reconciliation`.
+5. **refresh_worklist** writes the worklist's snapshot of D (the Parquet files its pages read)
+   from the warehouse as published; a retry writes it again whole.
 
 Runs of several dates may be active together (a backfill beside the scheduled run): publish
 checks that D's decision is still the one the warehouse would make now, and decides again, audited,
@@ -24,12 +28,13 @@ can fix are retried; the others fail at once, saying what to do. See README.md a
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from auto_refunds.assets import REFUND_FILE
+from auto_refunds.dag_tasks import step_tasks
 from auto_refunds.deployment import AS_OF_DATE_PARAM, DEFAULT_ARGS
-from auto_refunds.models import DAILY_MODELS
+from auto_refunds.pipeline import DAILY_STEPS
 
 
 @dag(
@@ -47,38 +52,8 @@ from auto_refunds.models import DAILY_MODELS
     doc_md=__doc__,
 )
 def auto_refunds():
-    @task
-    def extract(**context) -> dict:
-        from auto_refunds import daily, runtime
-
-        return runtime.call(daily.extract, context)
-
-    @task
-    def build_model(model_name: str, **context) -> int | None:
-        from auto_refunds import daily, runtime
-
-        return runtime.call(daily.build_model, context, model_name)
-
-    @task
-    def audit(**context) -> str:
-        from auto_refunds import daily, runtime
-
-        return runtime.call(daily.audit, context)
-
-    @task(outlets=[REFUND_FILE])
-    def publish(**context) -> dict:
-        from auto_refunds import daily, runtime
-
-        published = daily.as_dict(runtime.call(daily.publish, context))
-        context["outlet_events"][REFUND_FILE].extra = published
-        return published
-
-    previous = extract()
-    for model in DAILY_MODELS:
-        built = build_model.override(task_id=model.name)(model.name)
-        previous >> built
-        previous = built
-    previous >> audit() >> publish()
+    # extract >> one task per model >> audit >> publish >> refresh_worklist
+    step_tasks(DAILY_STEPS, outlets={"publish": [REFUND_FILE]})
 
 
 auto_refunds()

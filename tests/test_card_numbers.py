@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auto_refunds import card_numbers
+from auto_refunds import card_numbers, log_masking
 
 REPO = Path(__file__).resolve().parents[1]
 SQL_DIR = REPO / "include" / "sql"
@@ -207,7 +207,7 @@ def test_the_log_filter_masks_message_args_and_exception():
         raise ValueError("Could not convert '4111 1111 1111 1111'")
     except ValueError:
         record.exc_info = sys.exc_info()
-    assert card_numbers.CardNumberFilter().filter(record)
+    assert log_masking.CardNumberFilter().filter(record)
     text = logging.Formatter().format(record)
     assert "card ************1111 in 'a'" in text
     assert "'************1111'" in text
@@ -221,14 +221,14 @@ AIRFLOW_TASK_LOGGING = textwrap.dedent(
     import io, logging, sys
     import structlog
     from airflow.sdk.log import configure_logging
-    from auto_refunds import card_numbers
+    from auto_refunds import log_masking
 
     out = io.BytesIO()
     configure_logging(json_output=True, output=out, sending_to_supervisor=True)
     task_log = structlog.get_logger("task")
     task_log.info("before install 4111111111111111")
-    card_numbers.install_log_filter()
-    card_numbers.install_log_filter()
+    log_masking.install_log_filter()
+    log_masking.install_log_filter()
     logging.getLogger("auto_refunds.x").info("stdlib %s", "4111 1111 1111 1111")
     logging.getLogger("great_expectations").warning("library 5555-5555-5555-4444")
     try:
@@ -275,10 +275,10 @@ def test_install_log_filter_masks_what_an_airflow_task_logs():
 PRINTING_TASK = textwrap.dedent(
     """
     import sys, warnings
-    from auto_refunds import card_numbers
+    from auto_refunds import log_masking
 
     print("before install 4111111111111111", flush=True)
-    card_numbers.install_log_filter()
+    log_masking.install_log_filter()
     print("printed 4111 1111 1111 1111")
     print("in pieces 5555-5555", end="")
     print("-5555-4444", flush=True)

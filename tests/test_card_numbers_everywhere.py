@@ -16,7 +16,7 @@ import pytest
 from scenario import D, Scenario, credit, csv_text, sale
 
 from auto_refunds import card_numbers, card_scan, cli
-from auto_refunds.landing import mask_fields
+from auto_refunds.field_masking import mask_fields
 from auto_refunds.layout import (
     CARD_FIELDS,
     CLIENT_RULES_HEADER,

@@ -92,6 +92,7 @@ def test_every_task_retries_twice_with_a_bounded_exponential_backoff(dagbag, dag
 def test_auto_refunds_runs_one_task_per_model_in_order(dagbag):
     dag = dagbag.dags["auto_refunds"]
     order = ["extract", *(model.name for model in DAILY_MODELS), "audit", "publish"]
+    order += ["refresh_worklist"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
@@ -100,9 +101,21 @@ def test_auto_refunds_runs_one_task_per_model_in_order(dagbag):
     ]
 
 
-def test_every_sql_model_file_is_built_by_the_dag():
-    on_disk = {path.stem for path in (REPO / "include" / "sql").glob("*/*.sql")}
-    on_disk -= {"tables", "macros"}
+def test_every_sql_model_file_is_built_by_the_dag(dagbag):
+    # A model file is include/sql/<layer>/<name>.sql in a model layer; <name>.supersede.sql and
+    # <name>.repeated_keys.sql are parts of one, publish/ and warehouse/ hold no models.
+    from auto_refunds.models import LAYERS
+
+    on_disk = {
+        path.name.removesuffix(".sql")
+        for layer in LAYERS
+        for path in (REPO / "include" / "sql" / layer).glob("*.sql")
+        if "." not in path.name.removesuffix(".sql")
+    }
+    built = {task_id for dag in dagbag.dags.values() for task_id in dag.task_ids}
+    assert on_disk, "no model file found"
+    assert sorted(on_disk - built) == []
+    # And the other way: every model the daily DAG builds has its file.
     assert {model.name for model in DAILY_MODELS} <= on_disk
 
 
@@ -179,10 +192,30 @@ def _outcomes(settings, day):
         ).fetchall()
 
 
+def _refund_file_events() -> list[dict]:
+    """The extras of the refund-file Asset's events, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(
+            session.scalars(
+                select(AssetEvent.extra)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.name == "auto_refunds.imaginepay_refund_file")
+                .order_by(AssetEvent.id)
+            )
+        )
+
+
 def test_auto_refunds_end_to_end_with_a_rerun_and_a_backfill(airflow_db, dagbag, settings):
+    from auto_refunds.worklist import snapshot
+
     sample_data.generate(settings.data_dir, sample_data.Spec(START, 3, 900, 3600, seed=3))
     dag = dagbag.dags["auto_refunds"]
     days = [START + dt.timedelta(days=d) for d in range(3)]
+    events_before = len(_refund_file_events())
     for day in days[1:]:
         assert _run(dag, day).state == "success"
     published = {p.name: p.read_bytes() for p in settings.layout.refunds_outbox.iterdir()}
@@ -193,6 +226,14 @@ def test_auto_refunds_end_to_end_with_a_rerun_and_a_backfill(airflow_db, dagbag,
     after = {p.name: p.read_bytes() for p in settings.layout.refunds_outbox.iterdir()}
     assert {name: after[name] for name in published} == published
     assert len(after) == 6
+    # Each publish's event names its date (what starts the reconciliation of that date), and
+    # each run's refresh_worklist wrote the snapshot of its date.
+    events = _refund_file_events()[events_before:]
+    assert [event["as_of_date"] for event in events] == [
+        day.isoformat() for day in (days[1], days[2], days[2], days[0])
+    ]
+    assert {"path", "record_count", "total_amount", "sha256"} <= set(events[0])
+    assert [snapshot.current(settings.data_dir, day) is not None for day in days] == [True] * 3
 
     from auto_refunds.warehouse import connect
 
@@ -244,15 +285,81 @@ def test_refund_reconciliation_is_started_by_the_refund_file(dagbag):
     assert sensor.mode == "reschedule"
     assert sensor.timeout == 24 * 3600
     order = ["wait_for_payment_file", "reconcile_earlier_dates", "load"]
-    order += [*(m.name for m in RECONCILIATION_MODELS), "audit", "publish", "reconcile_later_dates"]
+    order += [*(m.name for m in RECONCILIATION_MODELS), "audit", "publish", "refresh_worklist"]
+    assert sorted(dag.task_ids) == sorted([*order, "reconcile_later_dates"])
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    # Beside the worklist's snapshot of D, which neither waits for nor holds back.
+    assert dag.get_task("reconcile_later_dates").upstream_task_ids == {"publish"}
+    assert dag.get_task("reconcile_later_dates").downstream_task_ids == set()
+
+
+def test_run_all_runs_the_tasks_of_the_dags_in_their_order(dagbag):
+    """``daily.run_all`` and ``reconciliation.run_all`` (tests, benchmark, CLI, demo) run the
+    steps the DAGs make their tasks of: the same functions, in the same order."""
+    from auto_refunds import pipeline
+
+    def chain(dag, first: str) -> list[str]:
+        order = [first]
+        while following := dag.get_task(order[-1]).downstream_task_ids - {"reconcile_later_dates"}:
+            (task_id,) = following
+            order.append(task_id)
+        return order
+
+    daily, recon = dagbag.dags["auto_refunds"], dagbag.dags["refund_reconciliation"]
+    for dag, first, steps in (
+        (daily, "extract", pipeline.DAILY_STEPS),
+        (recon, "load", pipeline.RECONCILIATION_STEPS),
+    ):
+        assert chain(dag, first) == [step.task_id for step in steps]
+        for step in steps:
+            assert dag.get_task(step.task_id).op_args == (step.function, *step.args)
+            assert callable(pipeline.resolve(step.function))
+    for step in (pipeline.RECONCILE_EARLIER_DATES, pipeline.RECONCILE_LATER_DATES):
+        assert recon.get_task(step.task_id).op_args == (step.function, *step.args)
+
+
+def _parse_errors_with(monkeypatch, **env: str) -> dict:
+    from airflow.dag_processing.dagbag import DagBag
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return DagBag(dag_folder=str(REPO / "dags")).import_errors
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AUTO_REFUNDS_PAYMENT_FILE_POKE_SECONDS", "often"),
+        ("AUTO_REFUNDS_PAYMENT_FILE_POKE_SECONDS", "0"),
+        ("AUTO_REFUNDS_PAYMENT_FILE_TIMEOUT_HOURS", "-1"),
+    ],
+)
+def test_a_bad_sensor_setting_fails_the_parse_naming_the_variable(monkeypatch, variable, value):
+    errors = _parse_errors_with(monkeypatch, **{variable: value})
+    assert [Path(path).name for path in errors] == ["refund_reconciliation.py"]
+    assert f"{variable}={value!r}" in next(iter(errors.values()))
+
+
+def test_the_sensor_settings_are_read_without_touching_the_data_folder(monkeypatch, tmp_path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    data_dir = tmp_path / "not_there"
+    monkeypatch.setenv("AUTO_REFUNDS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("AUTO_REFUNDS_PAYMENT_FILE_POKE_SECONDS", "45")
+    monkeypatch.setenv("AUTO_REFUNDS_PAYMENT_FILE_TIMEOUT_HOURS", "2")
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    sensor = bag.dags["refund_reconciliation"].get_task("wait_for_payment_file")
+    assert (sensor.poke_interval, sensor.timeout) == (45, 2 * 3600)
+    assert not data_dir.exists()
 
 
 def test_the_money_loop_end_to_end_over_several_days(airflow_db, dagbag, settings):
     from auto_refunds.demo import imaginepay_simulator
     from auto_refunds.demo.run import drop_posted_credits
     from auto_refunds.warehouse import connect
+    from auto_refunds.worklist import snapshot
 
     days = [START + dt.timedelta(days=d) for d in range(4)]
     sample_data.generate(settings.data_dir, sample_data.Spec(START, 4, 400, 1600, seed=5))
@@ -260,8 +367,12 @@ def test_the_money_loop_end_to_end_over_several_days(airflow_db, dagbag, setting
     for day in days:
         drop_posted_credits(settings, day)
         assert _run(daily, day).state == "success"
+        published = snapshot.current(settings.data_dir, day)
         imaginepay_simulator.answer(settings.layout, day)
         assert _run(recon, day).state == "success"
+        # Each DAG's refresh_worklist wrote D's snapshot after its publish.
+        assert published is not None
+        assert snapshot.current(settings.data_dir, day).name > published.name
     # Rerunning a reconciliation changes nothing.
     postings = settings.layout.postings(days[1]).read_bytes()
     assert _run(recon, days[1]).state == "success"

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from scenario import Scenario, credit, sale
 
-from auto_refunds import daily, landing
+from auto_refunds import daily, fingerprints
+from auto_refunds.file_lines import InputFileError
 
 D0 = dt.date(2026, 1, 5)
 D1 = dt.date(2026, 1, 6)
@@ -15,15 +16,15 @@ D1 = dt.date(2026, 1, 6)
 
 @pytest.fixture
 def hashed(monkeypatch) -> list[str]:
-    """The names of the files landing.fingerprint read."""
+    """The names of the files fingerprints.fingerprint read."""
     names: list[str] = []
-    real = landing.fingerprint
+    real = fingerprints.fingerprint
 
     def counting(path):
         names.append(path.name)
         return real(path)
 
-    monkeypatch.setattr(landing, "fingerprint", counting)
+    monkeypatch.setattr(fingerprints, "fingerprint", counting)
     return names
 
 
@@ -63,7 +64,7 @@ def test_a_failed_extract_records_no_fingerprint(settings, hashed):
     scenario.write_transactions(D0, sale("T1"))
     scenario.write_transactions(D1, sale("T2", "10.00"))
     scenario._prepare(D1)
-    with pytest.raises(landing.InputFileError, match=r"credits_20260106\.csv: file not found"):
+    with pytest.raises(InputFileError, match=r"credits_20260106\.csv: file not found"):
         daily.extract(D1, settings)
     assert scenario.query("select count(*) from landing.file_stat_digests") == [(0,)]
     assert scenario.query("select count(*) from landing.files") == [(0,)]

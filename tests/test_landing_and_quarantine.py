@@ -9,7 +9,7 @@ import pytest
 from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily, models
-from auto_refunds.landing import InputFileError
+from auto_refunds.file_lines import InputFileError
 from auto_refunds.warehouse import connect
 
 
@@ -229,7 +229,7 @@ def test_a_missing_file_fails_naming_it(scenario, missing):
     [
         ("credits", b"C2,CL1,A1,10.00,2026-01-04\r\n"),
         ("transactions", b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,1111\r\n"),
-        # Not all UTF-8, so read through a pipe (landing.readable): DuckDB's error all the same.
+        # Not all UTF-8, so read through a pipe (pipe_feed.readable): DuckDB's error all the same.
         (
             "transactions",
             b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,\xff,1111\r\n",

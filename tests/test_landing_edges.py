@@ -7,7 +7,7 @@ from scenario import D, Scenario, credit, sale
 from test_landing_and_quarantine import quarantined
 
 from auto_refunds import daily, models
-from auto_refunds.landing import InputFileError
+from auto_refunds.file_lines import InputFileError
 from auto_refunds.layout import PAYMENTS_HEADER
 from auto_refunds.warehouse import connect
 
@@ -318,15 +318,15 @@ NOT_UTF8_FILE = (
 def physical_lines(path) -> list[str]:
     import duckdb
 
-    from auto_refunds.landing import _physical_lines
+    from auto_refunds.file_lines import physical_lines_query
 
-    return [row[0] for row in duckdb.connect().execute(_physical_lines(path)).fetchall()]
+    return [row[0] for row in duckdb.connect().execute(physical_lines_query(path)).fetchall()]
 
 
 def test_a_file_that_is_not_utf8_is_read_through_a_pipe_never_copied(tmp_path):
     import stat
 
-    from auto_refunds.landing import NOT_UTF8_MARK, readable
+    from auto_refunds.pipe_feed import NOT_UTF8_MARK, readable
 
     source = tmp_path / "transactions_20260105.csv"
     source.write_bytes(NOT_UTF8_FILE)
@@ -339,7 +339,7 @@ def test_a_file_that_is_not_utf8_is_read_through_a_pipe_never_copied(tmp_path):
 
 
 def test_a_read_that_fails_or_never_starts_does_not_hang_the_feed(tmp_path):
-    from auto_refunds.landing import readable
+    from auto_refunds.pipe_feed import readable
 
     source = tmp_path / "transactions_20260105.csv"
     # Much more than a pipe's buffer, so the feed is blocked in a write when the reader stops.
@@ -364,17 +364,17 @@ def feeds_alive() -> list:
 
 
 def test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file(tmp_path, monkeypatch):
-    from auto_refunds import landing
+    from auto_refunds import pipe_feed
 
     def unreadable(text: bytes) -> str:
         raise OSError("Input/output error")
 
-    monkeypatch.setattr(landing, "_escaped", unreadable)
+    monkeypatch.setattr(pipe_feed, "_escaped", unreadable)
     source = tmp_path / "transactions_20260105.csv"
     source.write_bytes(NOT_UTF8_FILE)
     with (
         pytest.raises(InputFileError, match="transactions_20260105.csv: cannot be read: Input"),
-        landing.readable(source, valid_utf8=False) as lines,
+        pipe_feed.readable(source, valid_utf8=False) as lines,
     ):
         # DuckDB reads the lines before the one that failed, and then the end of the pipe.
         assert physical_lines(lines) == ["txn_id,amount", "T1,10.00"]
@@ -387,7 +387,8 @@ def test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file(tmp_path)
 
     import duckdb
 
-    from auto_refunds.landing import _physical_lines, read_file, readable
+    from auto_refunds.file_lines import physical_lines_query, read_file
+    from auto_refunds.pipe_feed import readable
 
     source = tmp_path / "transactions_20260105.csv"
     source.write_bytes(b"txn_id,amount\r\nT1,caf\xe9\nT2,1.00\r\n" + b"T3,1.00\r\n" * 5_000_000)
@@ -396,7 +397,7 @@ def test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file(tmp_path)
     def read() -> None:
         try:
             with readable(source, valid_utf8=False) as lines:
-                read_file(duckdb.connect(), source, _physical_lines(lines)).fetchall()
+                read_file(duckdb.connect(), source, physical_lines_query(lines)).fetchall()
         except InputFileError as exc:
             raised.append(exc)
 

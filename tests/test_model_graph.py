@@ -78,7 +78,8 @@ def test_the_dependencies_are_read_from_from_and_join_clauses():
 @pytest.mark.parametrize("dag", MODEL_LISTS)
 def test_a_view_is_read_by_one_model_at_most(dag):
     # A view is computed by each model that reads it: a second reader would compute it twice,
-    # which costs more than the table it replaced (docs/design.md, "Issue 13, seventh stop").
+    # which costs more than the table it replaced (docs/design.md, "Views computed where they
+    # are read").
     for view in (model for model in MODEL_LISTS[dag] if model.materialized == "view"):
         readers = [
             model.relation

@@ -10,7 +10,7 @@ import hashlib
 import pytest
 from model_units import D, ModelUnit, ledger_row, money, only
 
-from auto_refunds.landing import sha256_of
+from auto_refunds.fingerprints import sha256_of
 
 DAY = dt.timedelta(days=1)
 

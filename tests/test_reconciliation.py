@@ -9,7 +9,7 @@ import pytest
 from scenario import Scenario, credit, csv_text, sale
 
 from auto_refunds import reconciliation
-from auto_refunds.landing import InputFileError
+from auto_refunds.file_lines import InputFileError
 from auto_refunds.layout import PAYMENTS_HEADER, POSTINGS_HEADER
 
 D0 = dt.date(2026, 1, 5)

@@ -1,4 +1,5 @@
-"""The worklist's data: snapshots written by publish, and the resolutions store."""
+"""The worklist's data: snapshots written by the refresh after each publish, and the resolutions
+store."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import stat
 import pytest
 from worklist_server import data_env, small_worklist
 
-from auto_refunds.worklist import resolutions, snapshot
+from auto_refunds.worklist import columns, overview, resolutions, snapshot, story
 from auto_refunds.worklist.queries import Filters, Reader
 
 
@@ -24,7 +25,7 @@ def _open(reader: Reader, day: dt.date, **filters) -> list[dict]:
     return page.rows
 
 
-def test_each_publish_writes_a_private_snapshot_of_its_date(worklist):
+def test_each_run_writes_a_private_snapshot_of_its_date(worklist):
     data_dir, dates = worklist
     assert snapshot.snapshot_dates(data_dir) == dates[:2]
     for day in dates[:2]:
@@ -34,19 +35,137 @@ def test_each_publish_writes_a_private_snapshot_of_its_date(worklist):
         for path in [folder, folder.parent, *folder.iterdir()]:
             assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0, path
     with Reader(data_dir) as reader:
-        facts = reader.overview(dates[0])
+        facts = overview.of_date(reader, dates[0])
     assert facts["credits"] > 0 and facts["due_count"] > 0
     assert facts["reconciliation"]["approved"] > 0
 
 
-def test_a_snapshot_that_cannot_be_written_never_fails_the_run(worklist, tmp_path, caplog):
+def _snapshot_rows(folder) -> dict[str, list[tuple]]:
     import duckdb
 
-    con = duckdb.connect()
-    with caplog.at_level(logging.ERROR):
-        snapshot.after_publish(con, tmp_path, dt.date(2026, 3, 2))
-    assert "not written" in caplog.text
-    assert snapshot.snapshot_dates(tmp_path) == []
+    with duckdb.connect() as con:
+        return {
+            name: sorted(
+                con.execute(f"select * from read_parquet('{folder / name}.parquet')").fetchall(),
+                key=repr,
+            )
+            for name in columns.SNAPSHOT_FILES
+        }
+
+
+def test_a_refresh_rewrites_the_same_snapshot_and_says_what_it_wrote(worklist, caplog):
+    import json
+
+    from auto_refunds.settings import Settings
+
+    data_dir, dates = worklist
+    before = snapshot.current(data_dir, dates[0])
+    with data_env(data_dir), caplog.at_level(logging.INFO):
+        summary = snapshot.refresh(dates[0], Settings.from_env())
+    after = snapshot.current(data_dir, dates[0])
+    assert after != before and str(after) == summary["path"]
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["as_of_date"] == dates[0].isoformat()
+    rows = _snapshot_rows(after)
+    assert rows == _snapshot_rows(before)
+    assert summary["rows"] == {name: len(found) for name, found in rows.items()}
+    assert summary["rows"]["exceptions"] > 0
+    assert [r.getMessage() for r in caplog.records if r.name == snapshot.__name__] == [
+        f"Worklist snapshot of {dates[0]} written: {after} ("
+        + ", ".join(f"{name} {count} rows" for name, count in summary["rows"].items()) + ")"
+    ]
+
+
+def test_the_snapshot_files_have_the_columns_and_types_of_their_empty_frames(worklist):
+    """The columns are defined once (``columns``): what a refresh writes and what the pages read
+    for a date without a snapshot have the same shape; the resolutions store's too."""
+    import dataclasses
+    from contextlib import closing
+
+    import duckdb
+
+    data_dir, dates = worklist
+    folder = snapshot.current(data_dir, dates[0])
+    with duckdb.connect() as con:
+        for name, file in columns.SNAPSHOT_FILES.items():
+            written = con.execute(
+                f"describe select * from read_parquet('{folder / name}.parquet')"
+            ).fetchall()
+            empty = con.execute(f"describe {file.empty()}").fetchall()
+            assert [row[:2] for row in written] == [row[:2] for row in empty], name
+            assert con.execute(f"select count(*) from ({file.empty()})").fetchone() == (0,)
+    assert tuple(f.name for f in dataclasses.fields(resolutions.ExceptionKey)) == (
+        columns.EXCEPTION_KEY
+    )
+    with closing(resolutions._connect(data_dir)) as store:
+        table = [row[1] for row in store.execute("pragma table_info(resolutions)")]
+    assert tuple(table) == resolutions.COLUMNS
+    with Reader(data_dir) as reader:
+        queue = reader.resolved_exceptions(dates[0], dates[0])
+        shown = [row[0] for row in reader.con.execute(f"describe {queue}").fetchall()]
+    assert shown == [*columns.EXCEPTIONS.names, *columns.RESOLUTION_SHOWN]
+
+
+@pytest.mark.parametrize(
+    "crash_at", ["worklist_snapshot_mid_write", "worklist_snapshot_before_current"]
+)
+def test_a_refresh_killed_midway_leaves_the_last_snapshot_and_the_next_one_writes(
+    worklist, crash_at
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from worklist_server import REPO
+
+    from auto_refunds.layout import ymd
+    from auto_refunds.settings import Settings
+
+    data_dir, dates = worklist
+    day = dates[1]
+    before = snapshot.current(data_dir, day)
+    rows = _snapshot_rows(before)
+    killed = subprocess.run(
+        [sys.executable, "-c", "import datetime as dt, sys; "
+         "from auto_refunds.worklist.snapshot import refresh; "
+         "refresh(dt.date.fromisoformat(sys.argv[1]))", day.isoformat()],
+        env={**os.environ, "PYTHONPATH": str(REPO / "plugins"),
+             "AUTO_REFUNDS_DATA_DIR": str(data_dir), "AUTO_REFUNDS_CRASH_AT": crash_at},
+        capture_output=True, text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert snapshot.current(data_dir, day) == before
+    assert snapshot.snapshot_dates(data_dir)[:2] == dates[:2]
+    with Reader(data_dir) as reader:
+        assert overview.of_date(reader, day)["credits"] == len(rows["outcomes"])
+    folder = snapshot.dates_folder(data_dir) / ymd(day)
+    left = {item for item in folder.iterdir() if item.name not in ("current", before.name)}
+    assert left, "the kill left nothing behind: it did not stop the refresh midway"
+    # Once older than any request, what the kill left goes with the next refresh of D.
+    old = time.time() - 3600
+    for item in left:
+        os.utime(item, (old, old), follow_symlinks=False)
+    with data_env(data_dir):
+        summary = snapshot.refresh(day, Settings.from_env())
+    after = snapshot.current(data_dir, day)
+    assert str(after) == summary["path"] and _snapshot_rows(after) == rows
+    assert not any(item.exists() for item in left if item.name.startswith("."))
+
+
+def test_a_refresh_that_fails_raises_and_leaves_the_last_snapshot(worklist, monkeypatch):
+    from auto_refunds.layout import ymd
+    from auto_refunds.settings import Settings
+
+    data_dir, dates = worklist
+    before = snapshot.current(data_dir, dates[0])
+    monkeypatch.setitem(snapshot.TABLES, "broken", "select * from main.no_such_table")
+    with data_env(data_dir), pytest.raises(Exception, match="no_such_table"):
+        snapshot.refresh(dates[0], Settings.from_env())
+    assert snapshot.current(data_dir, dates[0]) == before
+    folder = snapshot.dates_folder(data_dir) / ymd(dates[0])
+    assert not list(folder.glob(".*.tmp"))
 
 
 def test_resolutions_are_append_only_and_mask_card_numbers(worklist):
@@ -111,8 +230,8 @@ def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(workli
         resolved = _open(reader, day, status="resolved") + _open(
             reader, earlier, status="resolved"
         )
-        facts = reader.overview(day)
-        story = reader.story(back["credit_id"])
+        facts = overview.of_date(reader, day)
+        told = story.of_credit(reader, back["credit_id"])
     assert {(r["credit_id"], r["resolution"]) for r in resolved} == {
         (back["credit_id"], "KEPT_AS_CREDIT"),
         (resolved_today["credit_id"], "TRANSFERRED"),
@@ -125,7 +244,7 @@ def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(workli
     }
     assert sum(r["resolved"] for r in facts["by_reason"]) == 1
     assert sum(r["open"] for r in facts["by_reason"]) == len(open_today)
-    assert [(e["as_of_date"], e["resolution"]) for e in story["exceptions"]
+    assert [(e["as_of_date"], e["resolution"]) for e in told["exceptions"]
             if e["reason_code"] == back["reason_code"]][-2:] == [
         (earlier, "KEPT_AS_CREDIT"), (day, None)
     ]

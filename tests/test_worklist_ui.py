@@ -233,7 +233,7 @@ def _a_refunded_credit(data_dir: Path) -> str:
     from auto_refunds.worklist.queries import Reader
 
     with Reader(data_dir) as reader:
-        reader._relation("ledger_events", dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+        reader.relation("ledger_events", dt.date(2000, 1, 1), dt.date(2100, 1, 1))
         return reader.con.execute(
             "select min(credit_id) from ledger_events where status = 'REFUNDED'"
         ).fetchone()[0]
@@ -284,7 +284,7 @@ def test_every_page_answers_while_a_dag_run_writes(server, worklist):
             a for a in answers if a[1] not in (200, 303)
         ]
         assert resolved
-        # The run's publish wrote its snapshot: the overview of the new date is there.
+        # The run's refresh wrote its snapshot: the overview of the new date is there.
         overview = client.get("/auto-refunds/", params={"date": str(dates[2])}).text
         assert f"Overview of {dates[2]}" in overview
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from auto_refunds.card_numbers import install_log_filter
+    from auto_refunds.log_masking import install_log_filter
     from auto_refunds.settings import Settings
 
     install_log_filter()

@@ -1,4 +1,5 @@
-"""The daily run for date D, as the steps the ``auto_refunds`` DAG calls one task each.
+"""The daily run for date D, as the steps the ``auto_refunds`` DAG calls one task each
+(``pipeline.DAILY_STEPS``: these, then the worklist's snapshot of D).
 
 Every step reads the warehouse and writes it inside one transaction, keyed by D only: a rerun of
 any step, or of the whole run, replaces what it wrote before and nothing else.
@@ -15,12 +16,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from auto_refunds import decision, landing, ledger, models, postings_file
+from auto_refunds import decision, fingerprints, landing, ledger
 from auto_refunds.faults import crash_point
+from auto_refunds.file_lines import InputFileError
+from auto_refunds.recovery import recover_published_files
 from auto_refunds.refund_file import publish_refund_file
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect, replace_partition, transaction
-from auto_refunds.worklist import snapshot as worklist_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,13 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
     (its staging model types each one once, straight from the file).
 
     Fails, landing nothing, when a file of D is missing, unreadable or has a wrong header.
+    First finishes what a killed run of either DAG left half-done (``recovery``), so that the
+    models of D decide knowing every refund published before them.
     """
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con, _hashing() as hasher:
+        recovered = recover_published_files(con, layout)
         with transaction(con):
             # The extracts not hashed before are hashed on the other core while DuckDB lands
             # the credits: the first holds the whole card history.
@@ -54,17 +59,15 @@ def extract(as_of: dt.date, settings: Settings | None = None) -> dict[str, int]:
                 "client_rules": landing.land(con, landing.CLIENT_RULES, layout.client_rules, None),
             }
             if not layout.transactions(as_of).is_file():
-                raise landing.InputFileError(f"{layout.transactions(as_of)}: file not found")
+                raise InputFileError(f"{layout.transactions(as_of)}: file not found")
             transactions = [
                 landing.land(con, landing.TRANSACTIONS, path, file_date, _recorded(con, printed))
                 for file_date, path, printed in extracts
             ]
-            recovered = ledger.sync_published_files(con, layout)
-        postings_file.deliver(con, layout)
     summary = {kind: item.data_lines for kind, item in landed.items()}
     summary["transaction_files"] = len(transactions)
     summary["transaction_lines"] = sum(item.data_lines for item in transactions)
-    summary["refunds_recovered_into_ledger"] = recovered
+    summary["refunds_recovered_into_ledger"] = recovered["refunds_recorded"]
     log.info("Extract for %s: %s", as_of, summary)
     return summary
 
@@ -86,7 +89,7 @@ class _Print:
 
     path: Path
     stat_digest: str
-    known: landing.Fingerprint | None = None
+    known: fingerprints.Fingerprint | None = None
     hashing: Future | None = None
 
 
@@ -111,11 +114,11 @@ def _known_print(con, path: Path, hasher: ThreadPoolExecutor) -> _Print:
         [path.name, digest],
     ).fetchone()
     if known is not None:
-        return _Print(path, digest, known=landing.Fingerprint(known[0], known[1]))
-    return _Print(path, digest, hashing=hasher.submit(landing.fingerprint, path))
+        return _Print(path, digest, known=fingerprints.Fingerprint(known[0], known[1]))
+    return _Print(path, digest, hashing=hasher.submit(fingerprints.fingerprint, path))
 
 
-def _recorded(con, printed: _Print) -> landing.Fingerprint:
+def _recorded(con, printed: _Print) -> fingerprints.Fingerprint:
     """The extract's fingerprint; one hashed now is recorded with its file's stats, inside the
     extract's transaction. The typing hashes a file again when it types it."""
     if printed.known is not None:
@@ -159,7 +162,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
-        ledger.catch_up(con, layout)
+        recover_published_files(con, layout)
         decision.decide(con, decision.DAILY, as_of, settings)
         manifest, written = publish_refund_file(con, layout, as_of)
         crash_point("between_manifest_and_ledger")
@@ -179,7 +182,6 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Published:
                 )""",
                 {"as_of": as_of},
             )
-        worklist_snapshot.after_publish(con, settings.data_dir, as_of)
     result = Published(
         as_of_date=manifest.as_of_date,
         path=str(layout.refunds(as_of)),
@@ -203,10 +205,8 @@ def as_dict(published: Published) -> dict:
 
 
 def run_all(as_of: dt.date, settings: Settings | None = None) -> Published:
-    """The whole daily run in one process, step by step as the DAG runs it (tests, benchmark)."""
-    settings = settings or Settings.from_env()
-    extract(as_of, settings)
-    for model in models.DAILY_MODELS:
-        build_model(as_of, model.name, settings)
-    audit(as_of, settings)
-    return publish(as_of, settings)
+    """The whole daily run in one process, every step of the DAG in its order, the worklist's
+    snapshot included (``pipeline.run_daily``; tests, benchmark, CLI, demo)."""
+    from auto_refunds import pipeline
+
+    return pipeline.run_daily(as_of, settings)

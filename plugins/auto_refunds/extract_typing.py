@@ -3,10 +3,11 @@
 ImaginePay extracts accumulate every day and are the bulk of the data: typing every extract up
 to D again on every run would make each night cost the whole history. So a per-file model is
 built here file by file: its SELECT reads one extract at a time from ``landing_file``, each
-extract is typed once, and its rows are kept, keyed by the file, until its content or the model
-changes. The model's supersede SQL then dates the versions of its key that the extract
-superseded, so what is known at D is a filter (a view) rather than a pass over every extract on
-every run (docs/design.md, "Landing and staging").
+extract is typed once, and its rows are kept, keyed by the file, until its content or the
+typing's version changes (``typing_version``: constants bumped on purpose, never a hash of the
+code, so that editing a comment types nothing again). The model's supersede SQL then dates the
+versions of its key that the extract superseded, so what is known at D is a filter (a view)
+rather than a pass over every extract on every run (docs/design.md, "Landing and staging").
 
 Nothing here knows which extract or key it types: the caller passes them.
 """
@@ -14,7 +15,6 @@ Nothing here knows which extract or key it types: the caller passes them.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,25 +41,18 @@ class PerFileModel:
     key: str
     # The model's SELECT over ``landing_file``.
     sql: str
+    # Which typing made a file's rows (``typing_version.typing_version``), kept with each file
+    # typed: a file typed by another version is typed again.
+    version: str
     # Creates the temp table ``repeated_keys`` of the keys on more than one line of
     # ``landing_file``, which the SELECT reads. A line's key is its first field, whose hash
     # ``landing_file`` holds as ``id_hash`` (the macro line_id_hash).
     repeated_keys_sql: str
     # Dates superseded versions of the keys in the temp table ``touched_keys``.
     supersede_sql: str
-    # Anything else the typed rows depend on (the parsing macros): a change types again.
-    depends_on: str = ""
-    # Columns stored without compression; a change types again, so that every file is stored
-    # alike.
+    # Columns stored without compression; a change is a change of the version, so that every
+    # file is stored alike.
     uncompressed: tuple[str, ...] = ()
-
-    @property
-    def version(self) -> str:
-        texts = (
-            self.sql, self.repeated_keys_sql, self.supersede_sql, self.depends_on,
-            ",".join(self.uncompressed),
-        )
-        return hashlib.sha256("".join(texts).encode()).hexdigest()
 
 
 def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: Path) -> int:
@@ -69,7 +62,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
     Each file is replaced in one transaction, and only after checking that its content is still
     the one registered at extract: the typed rows are always those of the registered file.
     """
-    from auto_refunds.landing import InputFileError
+    from auto_refunds.file_lines import InputFileError
     from auto_refunds.warehouse import transaction
 
     started = time.perf_counter()
@@ -133,24 +126,19 @@ def _type_file(
 ) -> None:
     """Replace the kept rows of one registered file (name, date, sha256, all UTF-8) by its typed
     lines, inside the caller's transaction."""
-    from auto_refunds.landing import (
-        SOURCES,
-        fingerprint,
-        insertion_order,
-        join_quoted_line_breaks,
-        lines_query,
-        masking,
-        read_file,
-        readable,
-        sql_literal,
-    )
+    from auto_refunds import fingerprints
+    from auto_refunds.csv_records import join_quoted_line_breaks
+    from auto_refunds.field_masking import masking
+    from auto_refunds.file_lines import insertion_order, lines_query, read_file, sql_literal
+    from auto_refunds.landing import SOURCES
+    from auto_refunds.pipe_feed import readable
 
     source = SOURCES[model.file_kind]
     source_file, file_date, digest, valid_utf8 = registered
     with ThreadPoolExecutor(1) as hasher:
         # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
         # typed only if it is still the content registered.
-        rehashed = hasher.submit(fingerprint, path)
+        rehashed = hasher.submit(fingerprints.fingerprint, path)
         with insertion_order(con), masking(con), readable(path, valid_utf8) as lines:
             # DuckDB's error may quote a line (CONTRACT 7: read_file masks it and names the file).
             # Each line's id hashed as it is numbered, while the line is at hand: read back

@@ -25,13 +25,12 @@ from pathlib import Path
 
 import duckdb
 
-from auto_refunds import postings_file
 from auto_refunds.errors import NeedsAPerson
-from auto_refunds.landing import sha256_of
+from auto_refunds.fingerprints import sha256_of
 from auto_refunds.layout import REFUNDS_HEADER, Layout, date_in_name
 from auto_refunds.outbox import read_as_text
 from auto_refunds.sql import statement
-from auto_refunds.warehouse import scalar, transaction
+from auto_refunds.warehouse import scalar
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +146,6 @@ def sync_published_files(con: duckdb.DuckDBPyConnection, layout: Layout) -> int:
         if day is not None and day not in recorded:
             added += record_refund_file(con, layout, day)
     return added
-
-
-def catch_up(con: duckdb.DuckDBPyConnection, layout: Layout) -> None:
-    """What a kill may have left half-done by any run, finished before a publish decides: the
-    published refund files the ledger does not know, and the committed postings files not yet
-    delivered."""
-    with transaction(con):
-        sync_published_files(con, layout)
-    postings_file.deliver(con, layout)
 
 
 def apply_transitions(con: duckdb.DuckDBPyConnection) -> int:

@@ -38,12 +38,12 @@ class Model:
     per_file_kind: str | None = None
     per_file_key: str | None = None
     # Columns of a per-file model stored without compression: ids that hardly repeat, which
-    # DuckDB's string compression spends more time on than it saves (docs/design.md, "Issue 13,
-    # eleventh stop").
+    # DuckDB's string compression spends more time on than it saves (docs/design.md, "What is
+    # written uncompressed").
     per_file_uncompressed: tuple[str, ...] = ()
     # "view" for a model that only filters a kept table, or that one model alone reads: writing
     # millions of rows to read them once would be most of its cost. A view is not counted: its
-    # rows are computed where they are read (docs/design.md, "Issue 13, seventh stop").
+    # rows are computed where they are read (docs/design.md, "Views computed where they are read").
     materialized: str = "table"
 
     @property
@@ -157,7 +157,7 @@ def build_on(con: duckdb.DuckDBPyConnection, model: Model, settings: Settings) -
 def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
     """What the per-file typing needs of ``model``: its SQL, supersession and key."""
     from auto_refunds.extract_typing import PerFileModel
-    from auto_refunds.landing import landing_version
+    from auto_refunds.typing_version import typing_version
 
     if not (model.per_file_kind and model.per_file_key):
         raise ValueError(f"{model.relation} is not typed file by file")
@@ -169,13 +169,8 @@ def per_file_model(model: Model, sql_dir: Path) -> extract_typing.PerFileModel:
         repeated_keys_sql=model.path(sql_dir, ".repeated_keys.sql").read_text(),
         supersede_sql=model.path(sql_dir, ".supersede.sql").read_text(),
         uncompressed=model.per_file_uncompressed,
-        # The parsing macros, the card-number detector and the landing's masking of the lines
-        # type them too.
-        depends_on="".join(
-            (sql_dir / "warehouse" / name).read_text()
-            for name in ("macros.sql", "card_numbers.sql")
-        )
-        + landing_version(model.per_file_kind),
+        # Bumped on purpose when the typing changes (tests/test_typing_version.py).
+        version=typing_version(model.per_file_kind),
     )
 
 
@@ -185,8 +180,8 @@ def build(con: duckdb.DuckDBPyConnection, model: Model, sql_dir: Path) -> int | 
 
     started = time.perf_counter()
     # A model's table is replaced by the next run: compressing it costs time that no later read
-    # wins back (docs/design.md, "Issue 13, eleventh stop"). Kept until the commit, which writes
-    # what the statement left in memory.
+    # wins back (docs/design.md, "What is written uncompressed"). Kept until the commit, which
+    # writes what the statement left in memory.
     con.execute("set force_compression = 'uncompressed'")
     try:
         with transaction(con):

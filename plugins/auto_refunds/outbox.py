@@ -23,7 +23,7 @@ import duckdb
 
 from auto_refunds.errors import NeedsAPerson
 from auto_refunds.faults import crash_point
-from auto_refunds.landing import sha256_of
+from auto_refunds.fingerprints import sha256_of
 from auto_refunds.layout import make_folder
 
 _EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

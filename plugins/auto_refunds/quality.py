@@ -6,8 +6,8 @@ log, and a declarative list of GX expectations. The query runs in DuckDB and its
 GX as a pandas DataFrame: GX's SQL datasource does not work over duckdb-engine with DuckDB 2 (it
 computes empty metrics). The daily suites guard tables of millions of rows, so their query
 reduces the table to one row of facts (counts of offending rows, a few offending keys) and GX
-judges the facts: the gate's time and memory stay flat however large the run (measurements in
-docs/design.md). A suite may also hand GX rows to check one by one, as the postings suite does.
+judges the facts: the gate's time and memory stay flat however large the run (docs/design.md,
+"Quality gate"). A suite may also hand GX rows to check one by one, as the postings suite does.
 
 Every run writes its validation results as JSON under ``$AUTO_REFUNDS_DATA_DIR/quality``.
 """

@@ -9,7 +9,9 @@ the postings file, once published, is never changed (``postings_file``).
 
 What to reconcile is decided from the state, not from the Asset events alone (CONTRACT 7):
 every published refund file whose date is not reconciled yet is reconciled as soon as its
-payment file is complete, oldest first, each as its own date (``reconcile_pending``).
+payment file is complete, oldest first, each as its own date (``reconcile_pending``), by all
+the steps of one date's reconciliation (``pipeline.RECONCILIATION_STEPS``: these, then the
+worklist's snapshot of that date).
 """
 
 from __future__ import annotations
@@ -18,18 +20,22 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 
-from auto_refunds import decision, landing, ledger, models, postings_file
+from auto_refunds import decision, fingerprints, landing, ledger, postings_file
 from auto_refunds.faults import crash_point
+from auto_refunds.recovery import recover_published_files
 from auto_refunds.sensors import PaymentFileMissing, PaymentFileNotSettled, payment_file_ready
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect, replace_partition, scalar, transaction
-from auto_refunds.worklist import snapshot as worklist_snapshot
 
 log = logging.getLogger(__name__)
 
 
 def load(as_of: dt.date, settings: Settings | None = None) -> dict:
-    """Land D's payment file, unless the same content was already reconciled under another name."""
+    """Land D's payment file, unless the same content was already reconciled under another name.
+
+    First finishes what a killed run of either DAG left half-done (``recovery``), so that the
+    models of D match the answers to every refund published before them.
+    """
     settings = settings or Settings.from_env()
     layout = settings.layout
     path = layout.payments(as_of)
@@ -41,11 +47,11 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
             "a payment file is read only once it is complete"
         )
     landing.check_header(path, landing.PAYMENTS.header)
-    printed = landing.fingerprint(path)
+    printed = fingerprints.fingerprint(path)
     digest = printed.sha256
     with connect(settings, as_of) as con:
+        recover_published_files(con, layout)
         with transaction(con):
-            ledger.sync_published_files(con, layout)
             # A file without answers (its header alone) answers nothing twice: two such files
             # of two dates are alike, not one file sent again.
             twin = scalar(
@@ -71,7 +77,6 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
                 "insert or replace into payment_files values (?, ?, ?, ?)",
                 [as_of, path.name, digest, twin],
             )
-        postings_file.deliver(con, layout)
     summary = {"payment_lines": lines, "duplicate_of": twin}
     log.info("Load for %s: %s", as_of, summary)
     return summary
@@ -127,7 +132,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
     settings = settings or Settings.from_env()
     layout = settings.layout
     with connect(settings, as_of) as con:
-        ledger.catch_up(con, layout)
+        recover_published_files(con, layout)
         decision.decide(con, decision.RECONCILIATION, as_of, settings)
         staged = postings_file.stage_postings(con, layout, as_of)
         try:
@@ -146,7 +151,6 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         crash_point("between_ledger_and_postings")
         staged.promote()
         postings_file.mark_delivered(con, as_of)
-        worklist_snapshot.after_publish(con, settings.data_dir, as_of)
         refunded, declined, mismatched = con.execute(
             "select count(*) filter (where to_post), count(*) filter (where outcome = 'DECLINED'), "
             "count(*) filter (where outcome = 'AMOUNT_MISMATCH') "
@@ -220,13 +224,11 @@ def _what_a_repeated_answer_did(
 
 
 def run_all(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
-    """The whole reconciliation in one process, step by step as the DAG runs it."""
-    settings = settings or Settings.from_env()
-    load(as_of, settings)
-    for model in models.RECONCILIATION_MODELS:
-        build_model(as_of, model.name, settings)
-    audit(as_of, settings)
-    return publish(as_of, settings)
+    """The reconciliation of D in one process, every step of one date as the DAG runs it, the
+    worklist's snapshot included (``pipeline.run_reconciliation``)."""
+    from auto_refunds import pipeline
+
+    return pipeline.run_reconciliation(as_of, settings)
 
 
 def pending_dates(settings: Settings) -> list[dt.date]:

@@ -19,7 +19,7 @@ def run_date(context: Mapping[str, Any]) -> dt.date:
     Every task calls this first, so it also installs the card-number log filter in the task's
     process (CONTRACT 7: no card number in any log), after Airflow has set up its logging.
     """
-    from auto_refunds.card_numbers import install_log_filter
+    from auto_refunds.log_masking import install_log_filter
 
     install_log_filter()
     override = (context.get("params") or {}).get("as_of_date")

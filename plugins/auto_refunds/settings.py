@@ -1,18 +1,23 @@
 """Every setting of Auto-Refunds, read from ``AUTO_REFUNDS_*`` environment variables.
 
 Settings are read when a task runs, never when a DAG file is parsed, so a test or an operator can
-change the environment between runs without restarting anything. Every value is checked as it
-is read: a bad one raises ``SettingsError``, naming the variable and its value, so the task fails
-at its start instead of half way through. An empty or unset variable takes its default.
+change the environment between runs without restarting anything. The one exception is the payment
+file sensor's timeout and poke interval, which are part of the task's definition: the
+reconciliation DAG file reads them alone (``payment_file_sensor_timing``), cheaply. Every value
+is checked as it is read: a bad one raises ``SettingsError``, naming the variable and its value,
+so the task (or the parse) fails at its start instead of half way through. An empty or unset
+variable takes its default.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from auto_refunds.layout import Layout
 
@@ -96,6 +101,29 @@ def _folder(name: str, default: str, create: bool) -> Path:
     return path
 
 
+class SensorTiming(NamedTuple):
+    """The payment file sensor's two settings (``payment_file_sensor_timing``)."""
+
+    timeout_hours: float
+    poke_seconds: float
+
+    @property
+    def timeout(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.timeout_hours)
+
+
+def payment_file_sensor_timing() -> SensorTiming:
+    """The payment file sensor's timeout and poke interval, each checked (``SettingsError``).
+
+    Read when the reconciliation DAG file is parsed, so it reads these two variables and nothing
+    else: no folder is looked at or created. A bad value fails the parse, naming the variable.
+    """
+    return SensorTiming(
+        timeout_hours=_positive("PAYMENT_FILE_TIMEOUT_HOURS", "24"),
+        poke_seconds=_positive("PAYMENT_FILE_POKE_SECONDS", "300"),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -114,6 +142,8 @@ class Settings:
     """A refund unanswered this many days after its file date is raised as NO_PROCESSOR_RESPONSE."""
     payment_file_settle_seconds: float = 60.0
     """A payment file is read once its size and modification time held this long (CONTRACT 7)."""
+    payment_file_poke_seconds: float = 300.0
+    """How often the reconciliation's sensor looks for the payment file."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -124,15 +154,17 @@ class Settings:
         sql_dir = _folder("SQL_DIR", str(REPO_ROOT / "include" / "sql"), create=False)
         if not (sql_dir / "warehouse" / "tables.sql").is_file():
             raise _bad("SQL_DIR", _env("SQL_DIR", str(sql_dir)), "holds no warehouse/tables.sql")
+        sensor = payment_file_sensor_timing()
         return cls(
             data_dir=_folder("DATA_DIR", str(REPO_ROOT / "data"), create=True),
             sql_dir=sql_dir,
             duckdb_memory_limit=_memory_limit("DUCKDB_MEMORY_LIMIT", "3GB"),
             duckdb_threads=_number("DUCKDB_THREADS", "0", int, 0, MAX_THREADS),
             lock_timeout_seconds=_positive("LOCK_TIMEOUT_SECONDS", "600"),
-            payment_file_timeout_hours=_positive("PAYMENT_FILE_TIMEOUT_HOURS", "24"),
+            payment_file_timeout_hours=sensor.timeout_hours,
             no_response_after_days=_number("NO_RESPONSE_AFTER_DAYS", "3", int, 1),
             payment_file_settle_seconds=_number("PAYMENT_FILE_SETTLE_SECONDS", "60", float, 0),
+            payment_file_poke_seconds=sensor.poke_seconds,
         )
 
     @property

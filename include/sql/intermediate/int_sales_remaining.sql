@@ -1,10 +1,11 @@
 -- remaining(t) (CONTRACT 3) of every sale a credit of D could be refunded against: a settled
 -- sale dated on or before D. Which credits share its client and account is for
 -- int_credit_candidates to join: a semi-join to the credits' accounts here too only probed every
--- sale once more (docs/design.md, "Issue 13, fourteenth stop"). remaining(t) is its amount, less
--- the processor's settled and pending refunds against it, less the refunds this system requested
--- against it in the runs of other dates and that were not declined. A refund seen both ways (the
--- processor's merchant_reference is our refund_id) counts once, at the processor's amount.
+-- sale once more (docs/design.md, "remaining(t) and the candidates"). remaining(t) is its
+-- amount, less the processor's settled and pending refunds against it, less the refunds this
+-- system requested against it in the runs of other dates and that were not declined. A refund
+-- seen both ways (the processor's merchant_reference is our refund_id) counts once, at the
+-- processor's amount.
 with
 
 -- Read twice (sales, then refunds), each time only the columns that use needs: held whole, the

@@ -3,7 +3,7 @@
 -- reads to make every such line ambiguous. The lines are grouped by the 8-byte hash of their id
 -- taken as they were numbered (id_hash, the macro line_id_hash): a copy of the ids themselves,
 -- or reading every numbered line again for its id, costs more at the largest size
--- (docs/design.md, "Issue 13, fourteenth stop"). The few lines whose hash repeats are read
+-- (docs/design.md, "Repeated ids within an extract"). The few lines whose hash repeats are read
 -- again for their ids as text, which decide. Lines without an id share a hash too; their null
 -- id is never counted.
 create or replace temp table repeated_keys as

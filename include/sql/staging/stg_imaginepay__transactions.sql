@@ -72,7 +72,8 @@ typed as (
         on renamed.txn_id = duplicated_ids.txn_id
 ),
 
-checked as (
+-- Read by the macro quarantine_masked(checked) below, a use sqlfluff does not see.
+checked as (  -- noqa: ST03
     select
         source_file,
         file_date,
@@ -151,16 +152,17 @@ checked as (
     from typed
 ),
 
--- The line is kept where it is needed, on the lines that are quarantined; it and the error are
--- masked (CONTRACT 7), and so is every field of a quarantined line but its ids: a field that
--- read cleanly is a code, a date, MM/YY, a checked token or four digits, and cannot hold one.
--- The ids of a line whose fields mean nothing are masked too, as its whole line is.
+-- The line kept on the lines that are quarantined, it and the error masked (CONTRACT 7).
+masked as (
+    select * from quarantine_masked(checked)
+),
+
+-- So is every field of a quarantined line but its ids: a field that read cleanly is a code, a
+-- date, MM/YY, a checked token or four digits, and cannot hold one. The ids of a line whose
+-- fields mean nothing are masked too, as its whole line is.
 final as (
     select
         * exclude (has_fields) replace (
-            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line,
-            -- Error texts quote ids, which are kept as they are elsewhere.
-            mask_card_numbers(dq_error) as dq_error,
             mask_card_numbers_unless(has_fields, txn_id) as txn_id,
             mask_card_numbers_unless(has_fields, client_id) as client_id,
             mask_card_numbers_unless(has_fields, account_id) as account_id,
@@ -177,7 +179,7 @@ final as (
         -- The file_date of the next readable version of this txn_id, once a later extract
         -- brings one (stg_imaginepay__transactions.supersede.sql); null while it is the latest.
         null::date as superseded_on
-    from checked
+    from masked
 )
 
 select * from final

@@ -7,7 +7,7 @@
 -- regexp_matches (about 0.5 us a line); only the rest call into Python. The macros are temporary:
 -- the warehouse file never depends on a function that only a run's process has, so anyone can
 -- open it without this package. (Written in SQL, the detector cost about 0.3 s of binding in
--- every statement that used it; docs/design.md, "Performance".)
+-- every statement that used it; docs/design.md, "Card numbers".)
 
 -- card_numbers.MAYBE_A_CARD_NUMBER, the guard Python applies first too: a text it rejects
 -- holds no card number. tests/test_card_numbers.py would see a stricter guard miss one.

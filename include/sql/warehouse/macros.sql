@@ -3,7 +3,7 @@
 
 -- RFC 4180 fields of one physical line, without surrounding blanks (inside quotes too: an id
 -- or an amount never means its blanks); null when the quoting is broken. Blanks are ASCII spaces,
--- as in landing._fields and the cheap split's test: trim() alone also drops Unicode spaces
+-- as in csv_records.split_fields and the cheap split's test: trim() alone also drops Unicode spaces
 -- (U+00A0...), so a field would read one way or another by what the other fields hold.
 -- Lines without a quote or a blank (nearly all of them) take the cheap split.
 create or replace macro csv_fields(line) as
@@ -43,7 +43,7 @@ create or replace macro line_shape_error(raw_line, field_count, expected) as
 create or replace macro field_text(fields, i) as nullif(fields[i], '');
 
 -- A line's id, its first field, as text: without the mark of a line that is not UTF-8
--- (landing.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
+-- (pipe_feed.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
 create or replace macro id_value(field) as
     nullif(
         case when starts_with(field, chr(1)) then trim(ltrim(field, chr(1)), ' ') else field end,
@@ -99,6 +99,20 @@ create or replace macro code_error(col, txt, allowed) as
             then col || ' has unknown code ' || txt || ' (expected one of '
                 || array_to_string(allowed, ', ') || ')'
     end;
+
+-- CONTRACT 7, the one masking policy of the staging models: a typed line keeps its raw line only
+-- when it is quarantined (dq_error), where a person reads it, and both the line and the error are
+-- masked (error texts quote ids, which are kept as they are elsewhere). Every other column of
+-- checked (the model's CTE before it, named as the argument) is kept as it is, in its place.
+-- Temporary, like the card-number macros it calls (card_numbers.sql, which run after this file):
+-- the warehouse file never depends on a function that only a run's process has.
+create or replace temp macro quarantine_masked(checked) as table
+    select
+        * replace (
+            case when dq_error is not null then mask_card_numbers(raw_line) end as raw_line,
+            mask_card_numbers(dq_error) as dq_error
+        )
+    from query_table(checked);
 
 -- A refund id is a pure function of the credit, so reruns and backfills reproduce it and a
 -- credit can never hold two different live ids.

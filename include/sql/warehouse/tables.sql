@@ -15,7 +15,7 @@ create table if not exists landing.files (
     file_date date,
     sha256 varchar not null,
     data_lines bigint not null,
-    -- False: some lines are not UTF-8; they are read marked, and quarantined (landing.readable).
+    -- False: some lines are not UTF-8; they are read marked, and quarantined (pipe_feed.readable).
     valid_utf8 boolean not null default true
 );
 

@@ -4,7 +4,7 @@ transactions, for a range of consecutive days.
     python -m auto_refunds.demo.sample_data --out data --start 2026-03-02 --days 3 \\
         --credits 2000 --transactions 8000 --seed 7
 
-DuckDB generates and writes the rows, up to the benchmark's 10M size (docs/design.md#performance
+DuckDB generates and writes the rows, up to the benchmark's 10M size (docs/performance.md
 says how long that takes); randomness comes from hashing row numbers with the seed, so the same
 arguments give the same bytes.
 
@@ -21,6 +21,9 @@ What it contains, so that every rule of the contract is exercised:
   accounts, and several credits sharing one sale;
 - a few malformed lines per file: bad numbers, three decimals, impossible dates, unknown codes,
   bad card expiry, missing and duplicated ids, wrong field counts.
+
+It is one module over 300 lines on purpose: each table's rows are one SQL statement, and the
+statements share the hashed randomness and the profile's shares, which read best side by side.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ CLIENT_COUNT = 6
 @dataclass(frozen=True)
 class Profile:
     """How the credits meet the card history. The default is the demo's data; ``varied`` is shaped
-    like a practice's real data (issue 13): most credits from recent sales, so about 45% are
+    like a practice's real data: most credits from recent sales, so about 45% are
     due, many credits sharing one sale, and malformed lines scattered through the extract."""
 
     # Credits pointing at a busy sale shared with two others.

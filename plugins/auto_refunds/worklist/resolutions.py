@@ -26,6 +26,7 @@ from pathlib import Path
 
 from auto_refunds.card_numbers import mask
 from auto_refunds.layout import make_folder
+from auto_refunds.worklist.columns import RESOLUTION_COLUMNS
 
 RESOLUTIONS = {
     "REFUNDED_BY_CHECK": "Refunded by check",
@@ -35,6 +36,8 @@ RESOLUTIONS = {
     "OTHER": "Other",
 }
 NOTE_MAX = 2000
+# A row as read: the table's columns, in order (``columns``; a test checks the table has them).
+COLUMNS = tuple(column.name for column in RESOLUTION_COLUMNS)
 
 _SCHEMA = f"""
 create table if not exists resolutions (
@@ -141,19 +144,13 @@ def record(
     return len(rows)
 
 
-_COLUMNS = (
-    "id", "as_of_date", "source", "credit_id", "reason_code", "refund_id", "resolution", "note",
-    "resolved_by", "resolved_at",
-)
-
-
 def latest(data_dir: Path, start: dt.date, end: dt.date) -> list[tuple]:
     """The resolution in force of each exception of the dates from start to end."""
     if not path(data_dir).exists():
         return []
     with closing(_connect(data_dir)) as con:
         return con.execute(
-            f"""select {", ".join(_COLUMNS)} from resolutions where id in (
+            f"""select {", ".join(COLUMNS)} from resolutions where id in (
                 select max(id) from resolutions where as_of_date between ? and ?
                 group by as_of_date, source, credit_id, reason_code, refund_id)""",
             [start.isoformat(), end.isoformat()],
@@ -166,10 +163,8 @@ def of_credit(data_dir: Path, credit_id: str) -> list[dict]:
         return []
     with closing(_connect(data_dir)) as con:
         rows = con.execute(
-            f"select {', '.join(_COLUMNS)} from resolutions where credit_id = ? order by id",
+            f"select {', '.join(COLUMNS)} from resolutions where credit_id = ? order by id",
             [credit_id],
         ).fetchall()
-    return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
 
-
-COLUMNS = _COLUMNS

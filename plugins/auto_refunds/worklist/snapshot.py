@@ -1,12 +1,12 @@
-"""Per-date Parquet snapshots of what the worklist pages read, written by each publish.
+"""Per-date Parquet snapshots of what the worklist pages read, written after each publish.
 
 The pages must never hold the warehouse (DuckDB takes one process at a time, and a run must never
-fail because someone is looking). So each publish of date D, still holding the warehouse, copies
-D's rows of the tables the pages read into ``worklist/dates/YYYYMMDD/v<ns>/*.parquet``, then
-points ``worklist/dates/YYYYMMDD/current`` at that version by an atomic rename. A reader reads
-``current`` once per request and then only that version: it sees D before or after a publish,
-never half of one. Older versions are removed once a newer one has been current for a while, so a
-request that started on one is not cut short.
+fail because someone is looking). So after each publish of date D, ``refresh`` (its own pipeline
+step) takes the warehouse, copies D's rows of the tables the pages read (``columns``) into
+``worklist/dates/YYYYMMDD/v<ns>/*.parquet``, then points ``worklist/dates/YYYYMMDD/current`` at
+that version by an atomic rename. A reader reads ``current`` once per request and then only that
+version: it sees D before or after a refresh, never half of one. Older versions are removed once a
+newer one has been current for a while, so a request that started on one is not cut short.
 
 Written sorted by credit_id, so that looking up one credit across dates reads few row groups.
 """
@@ -20,40 +20,22 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from auto_refunds.faults import crash_point
 from auto_refunds.layout import make_folder, private_umask, ymd
+from auto_refunds.worklist.columns import SNAPSHOT_FILES
+
+if TYPE_CHECKING:
+    from auto_refunds.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # A version replaced longer ago than this is no longer read by any request.
 _KEEP_REPLACED_SECONDS = 600
 
-# What each page reads of date D: a file name and its query (parameter $as_of).
-TABLES = {
-    "outcomes": """
-        select as_of_date, credit_id, client_id, account_id, credit_amount, credit_date, outcome,
-            reason_code, reason_detail, original_txn_id, refund_id, card_last4
-        from main.credit_outcomes where as_of_date = $as_of order by credit_id""",
-    "refunds_due": """
-        select as_of_date, refund_id, credit_id, client_id, account_id, original_txn_id,
-            card_last4, refund_amount
-        from main.tickler_true_refunds_due where as_of_date = $as_of order by credit_id""",
-    "exceptions": """
-        select as_of_date, credit_id, client_id, account_id, credit_amount, reason_code,
-            reason_detail, source, refund_id
-        from main.tickler_refund_exceptions where as_of_date = $as_of
-        order by credit_id, source, reason_code""",
-    "ledger_events": """
-        select e.as_of_date, l.credit_id, l.client_id, e.refund_id, e.status, e.source_file,
-            e.line_number, e.detail, l.refund_amount
-        from main.refund_ledger_events as e join main.refund_ledger as l using (refund_id)
-        where e.as_of_date = $as_of order by l.credit_id, e.refund_id""",
-    "postings": """
-        select p.as_of_date, l.credit_id, p.payment_id, p.client_id, p.account_id, p.txn_id,
-            p.refund_id, p.payment_amount, p.processed_date
-        from main.payment_postings as p left join main.refund_ledger as l using (refund_id)
-        where p.as_of_date = $as_of order by l.credit_id, p.payment_id""",
-}
+# What each page reads of date D: a file name and its query (parameter $as_of), from ``columns``.
+TABLES = {name: file.query() for name, file in SNAPSHOT_FILES.items()}
 
 
 def root(data_dir: Path) -> Path:
@@ -64,26 +46,35 @@ def dates_folder(data_dir: Path) -> Path:
     return root(data_dir) / "dates"
 
 
-def write(con, data_dir: Path, as_of: dt.date) -> Path:
-    """Write D's snapshot from an open warehouse connection and make it current."""
+def write(con, data_dir: Path, as_of: dt.date) -> tuple[Path, dict[str, int]]:
+    """Write D's snapshot from an open warehouse connection and make it current: returns the
+    new version's folder and the rows of each of its files.
+
+    Built in a hidden folder, renamed into place whole, then made current by replacing the
+    ``current`` pointer: a kill at any point leaves the previous version current (what a kill
+    leaves behind goes with the next write of D, see ``_prune``)."""
     private_umask()
     folder = dates_folder(data_dir) / ymd(as_of)
     make_folder(folder)
     version = f"v{time.time_ns()}"
     building = folder / f".{version}.tmp"
     building.mkdir(mode=0o750)
+    rows = {}
     try:
         for name, query in TABLES.items():
             target = building / f"{name}.parquet"
-            con.execute(
+            # COPY answers with the number of rows it wrote.
+            rows[name] = con.execute(
                 f"copy ({query}) to '{target}' (format parquet, row_group_size 100000)",
                 {"as_of": as_of},
-            )
+            ).fetchone()[0]
             os.chmod(target, 0o640)
+            crash_point("worklist_snapshot_mid_write")
         os.rename(building, folder / version)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
+    crash_point("worklist_snapshot_before_current")
     pointer = folder / f".current.{version}.tmp"
     fd = os.open(pointer, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
     with os.fdopen(fd, "w") as handle:
@@ -92,7 +83,32 @@ def write(con, data_dir: Path, as_of: dt.date) -> Path:
         os.fsync(handle.fileno())
     os.replace(pointer, folder / "current")
     _prune(folder, version)
-    return folder / version
+    return folder / version, rows
+
+
+def refresh(as_of: dt.date, settings: Settings | None = None) -> dict:
+    """The pipeline step after a publish of D (daily or reconciliation): write the worklist
+    snapshot of D from the warehouse and make it current; returns what it wrote.
+
+    Takes the warehouse like any step (``warehouse.connect``: the writer lock, waiting for a run
+    that holds it). Idempotent: it copies whatever the warehouse holds for D now, so a retry, a
+    rerun or a refresh after a later publish writes the same snapshot again, as a new version.
+    A kill midway leaves D's previous snapshot current. A failure raises (the publish it follows
+    is already committed): the task fails, and its retry writes the snapshot.
+    """
+    from auto_refunds.settings import Settings
+    from auto_refunds.warehouse import connect
+
+    settings = settings or Settings.from_env()
+    with connect(settings, as_of) as con:
+        path, rows = write(con, settings.data_dir, as_of)
+    log.info(
+        "Worklist snapshot of %s written: %s (%s)",
+        as_of,
+        path,
+        ", ".join(f"{name} {count} rows" for name, count in rows.items()),
+    )
+    return {"as_of_date": as_of.isoformat(), "path": str(path), "rows": rows}
 
 
 def _prune(folder: Path, current: str) -> None:
@@ -106,28 +122,13 @@ def _prune(folder: Path, current: str) -> None:
     for (_, item), (replaced_ns, _) in zip(versions, versions[1:], strict=False):
         if item.name != current and now_ns - replaced_ns > _KEEP_REPLACED_SECONDS * 1e9:
             shutil.rmtree(item, ignore_errors=True)
-    # Left over by a publish killed half way.
+    # Left over by a refresh killed half way.
     for item in folder.glob(".*.tmp"):
         if time.time() - item.lstat().st_mtime > _KEEP_REPLACED_SECONDS:
             if item.is_dir() and not item.is_symlink():
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 item.unlink(missing_ok=True)
-
-
-def after_publish(con, data_dir: Path, as_of: dt.date) -> None:
-    """The publish steps' one call: a failure here is logged and never fails the money run (the
-    refund file and ledger are already committed); the next publish, or the CLI, writes it."""
-    try:
-        path = write(con, data_dir, as_of)
-        log.info("Worklist snapshot of %s written: %s", as_of, path)
-    except Exception:
-        log.exception(
-            "Worklist snapshot of %s not written; the pages show the previous one. What to do: "
-            "python -m auto_refunds.worklist.snapshot --date %s (while no run holds the warehouse)",
-            as_of,
-            as_of,
-        )
 
 
 def snapshot_dates(data_dir: Path) -> list[dt.date]:
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             ).fetchall()
         ]
         for day in days:
-            print(write(con, settings.data_dir, day))
+            print(write(con, settings.data_dir, day)[0])
     return 0
 
 

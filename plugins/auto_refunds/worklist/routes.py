@@ -1,0 +1,263 @@
+"""The worklist's routes: its pages, their CSV files, the resolving of exceptions, its static
+files. Mounted by ``app`` under ``/auto-refunds``.
+
+Every route depends on an authenticated Airflow user (the router's dependency, see
+``dependencies``); resolving also on the right to edit the DAG and a request from the worklist's
+own pages. The routes import DuckDB (``queries``) only when they run, so building the app when the
+API server starts stays light.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+from airflow.api_fastapi.core_api.security import GetUserDep
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
+
+from auto_refunds.worklist.dependencies import (
+    DataDirDep,
+    SettingsDep,
+    authenticated,
+    requires_resolver,
+    requires_same_site,
+)
+from auto_refunds.worklist.rendering import HERE, Render
+
+STATIC = {
+    "worklist.css": "text/css; charset=utf-8",
+    "worklist.js": "text/javascript; charset=utf-8",
+}
+
+router = APIRouter(dependencies=[Depends(authenticated)])
+
+
+def _date(text: str | None, default: dt.date | None) -> dt.date | None:
+    if not text:
+        return default
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(400, f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+@router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC:
+        raise HTTPException(404)
+    return Response(
+        (HERE / "static" / name).read_bytes(),
+        media_type=STATIC[name],
+        headers={"Cache-Control": "private, max-age=300"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(render: Render, data_dir: DataDirDep, date: str | None = None):
+    from auto_refunds.worklist import charts
+    from auto_refunds.worklist import overview as facts_of
+    from auto_refunds.worklist.queries import Reader
+
+    with Reader(data_dir) as reader:
+        dates = reader.dates()
+        day = _date(date, dates[-1] if dates else None)
+        facts = facts_of.of_date(reader, day) if day else None
+    chart_html = []
+    if facts:
+        chart_html = [
+            charts.grouped_bars(
+                "Refunds per day: sent, approved, declined",
+                facts["chart_days"],
+                facts["refund_series"],
+            ),
+            charts.stacked_bars(
+                "Exceptions per day, by reason", facts["chart_days"],
+                facts["exception_series"],
+            ),
+        ]
+    return render("overview.html", day=day, facts=facts, charts=chart_html)
+
+
+def _filters(kind: str, params: dict, dates: list[dt.date]):
+    from auto_refunds.worklist.queries import PAGE_SIZES, SORTS, STATUSES, Filters
+
+    latest = dates[-1] if dates else dt.date.today()
+    end = _date(params.get("end"), latest)
+    start = _date(params.get("start"), end)
+    if start > end:
+        start, end = end, start
+    status = params.get("status") or "open"
+    sort = params.get("sort") or "date"
+    try:
+        page = max(1, int(params.get("page") or 1))
+        size = int(params.get("size") or PAGE_SIZES[0])
+    except ValueError:
+        raise HTTPException(400, "page and size are whole numbers") from None
+    return Filters(
+        start=start,
+        end=end,
+        client=(params.get("client") or "").strip(),
+        reason=(params.get("reason") or "").strip(),
+        source=(params.get("source") or "").strip(),
+        status=status if status in STATUSES else "open",
+        credit=(params.get("credit") or "").strip(),
+        sort=sort if sort in SORTS[kind] else "date",
+        descending=params.get("dir") == "desc",
+        page=page,
+        page_size=size if size in PAGE_SIZES else PAGE_SIZES[0],
+    )
+
+
+def _queue_page(kind: str, template: str, request: Request, render: Render, data_dir: Path):
+    from auto_refunds.worklist.queries import PAGE_SIZES, SORTS, SOURCES, Reader
+    from auto_refunds.worklist.resolutions import RESOLUTIONS
+
+    params = dict(request.query_params)
+    with Reader(data_dir) as reader:
+        filters = _filters(kind, params, reader.dates())
+        page = reader.page(kind, filters)
+
+    def link(**changes) -> str:
+        merged = {k: v for k, v in params.items() if v} | {
+            k: v for k, v in changes.items() if v is not None
+        }
+        return "?" + urlencode(merged)
+
+    return render(
+        template,
+        page=page,
+        f=filters,
+        link=link,
+        sorts=SORTS[kind],
+        sources=SOURCES,
+        page_sizes=PAGE_SIZES,
+        resolutions=RESOLUTIONS,
+        done=params.get("done"),
+        csv_query=urlencode({k: v for k, v in params.items() if v and k not in ("page",)}),
+    )
+
+
+def _queue_csv(kind: str, request: Request, data_dir: Path) -> FileResponse:
+    from auto_refunds.worklist.queries import Reader
+
+    folder = Path(tempfile.mkdtemp(prefix="worklist-csv-"))
+    try:
+        with Reader(data_dir) as reader:
+            filters = _filters(kind, dict(request.query_params), reader.dates())
+            path = reader.csv(kind, filters, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    name = f"{kind}_{filters.start:%Y%m%d}_{filters.end:%Y%m%d}.csv"
+    return FileResponse(
+        path,
+        media_type="text/csv; charset=utf-8",
+        filename=name,
+        headers={"Cache-Control": "no-store"},
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
+
+
+@router.get("/exceptions", response_class=HTMLResponse)
+def exceptions(request: Request, render: Render, data_dir: DataDirDep):
+    return _queue_page("exceptions", "exceptions.html", request, render, data_dir)
+
+
+@router.get("/exceptions.csv")
+def exceptions_csv(request: Request, data_dir: DataDirDep):
+    return _queue_csv("exceptions", request, data_dir)
+
+
+@router.get("/refunds-due", response_class=HTMLResponse)
+def refunds_due(request: Request, render: Render, data_dir: DataDirDep):
+    return _queue_page("refunds_due", "refunds_due.html", request, render, data_dir)
+
+
+@router.get("/refunds-due.csv")
+def refunds_due_csv(request: Request, data_dir: DataDirDep):
+    return _queue_csv("refunds_due", request, data_dir)
+
+
+# The right first, then where the form came from: in this order, whatever the parameters.
+@router.post(
+    "/exceptions/resolve",
+    dependencies=[Depends(requires_resolver), Depends(requires_same_site)],
+)
+def resolve(
+    request: Request,
+    user: GetUserDep,
+    data_dir: DataDirDep,
+    key: Annotated[list[str] | None, Form()] = None,
+    resolution: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+):
+    from auto_refunds.worklist import resolutions
+    from auto_refunds.worklist.queries import Reader
+
+    try:
+        keys = [resolutions.ExceptionKey.decode(k) for k in key or []]
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
+    with Reader(data_dir) as reader:
+        unknown = reader.exception_keys_exist(keys)
+    if unknown:
+        raise HTTPException(400, f"no such exception: {', '.join(unknown[:5])}")
+    try:
+        count = resolutions.record(data_dir, keys, resolution, note, user.get_name())
+    except resolutions.ResolutionError as error:
+        raise HTTPException(400, str(error)) from None
+    query = back.lstrip("?") if back and "\n" not in back else ""
+    query = "&".join(p for p in query.split("&") if p and not p.startswith("done="))
+    base = request.scope.get("root_path", "").rstrip("/")
+    target = f"{base}/exceptions?{query}{'&' if query else ''}done={count}"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/credits", response_class=HTMLResponse)
+def find_credit(request: Request, credit_id: Annotated[str, Query()] = ""):
+    base = request.scope.get("root_path", "").rstrip("/")
+    credit_id = credit_id.strip()
+    if not credit_id:
+        raise HTTPException(400, "give a credit_id")
+    return RedirectResponse(f"{base}/credits/{quote(credit_id, safe='')}", status_code=303)
+
+
+@router.get("/credits/{credit_id}", response_class=HTMLResponse)
+def credit(render: Render, data_dir: DataDirDep, credit_id: str):
+    from auto_refunds.worklist import resolutions, story
+    from auto_refunds.worklist.queries import Reader
+
+    with Reader(data_dir) as reader:
+        found = story.of_credit(reader, credit_id)
+    history = resolutions.of_credit(data_dir, credit_id)
+    return render(
+        "credit.html",
+        credit_id=credit_id,
+        story=found,
+        history=history,
+        labels=resolutions.RESOLUTIONS,
+    )
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality(
+    render: Render, settings: SettingsDep, kind: str | None = None, date: str | None = None
+):
+    from auto_refunds.worklist import quality_results
+
+    results_dir = settings.quality_results_dir
+    runs = quality_results.runs(results_dir)
+    chosen = None
+    if kind and date:
+        chosen = (kind, _date(date, None))
+    elif runs:
+        chosen = runs[0]
+    suites = quality_results.suites(results_dir, *chosen) if chosen else []
+    return render("quality.html", runs=runs, chosen=chosen, suites=suites)
