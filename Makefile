@@ -21,12 +21,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 RUN_START ?= 2026-03-02
 RUN_DAYS ?= 4
 
-.PHONY: help setup run test test-ui test-distributed lint bench airflow clean
+.PHONY: help setup run test test-fast test-ui test-distributed lint bench airflow clean
 
 help:
 	@echo "make setup   create .venv and install the pinned requirements"
 	@echo "make run     generate sample data and run the daily DAG for $(RUN_DAYS) days"
-	@echo "make test    run the test suite"
+	@echo "make test    run the test suite (all tiers but distributed; tiers: tests/conftest.py)"
+	@echo "make test-fast  the unit tier alone, without its slow tests (under two minutes)"
 	@echo "make test-ui the worklist's tests alone (API server, Chromium; part of make test)"
 	@echo "make test-distributed  docker-compose.yaml's topology as processes (PostgreSQL, Redis, Celery)"
 	@echo "make lint    ruff and sqlfluff"
@@ -51,6 +52,10 @@ run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
 
+# The unit tier (pytest.ini's markers, given by the table in tests/conftest.py), slow tests out.
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -m "unit and not slow"
+
 test-ui: $(INSTALLED)
 	$(BIN)/python -m pytest tests/test_worklist_ui.py tests/test_worklist.py
 
@@ -62,6 +67,7 @@ test-distributed: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check plugins dags tests benchmarks
+	$(BIN)/ruff format --check plugins dags tests benchmarks
 	$(BIN)/sqlfluff lint include/sql
 
 # The 10M size: make bench BENCH_ARGS="--credits 10000000 --transactions 40000000"

@@ -1,4 +1,5 @@
-"""Shared fixtures: every test gets its own data folder and warehouse."""
+"""Shared fixtures: every test gets its own data folder and warehouse. And the test tiers: every
+test module is classified in TIERS below (the markers are declared in pytest.ini)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,117 @@ def airflow_db() -> Path:
             capture_output=True,
         )
     return _AIRFLOW_HOME
+
+
+# -- Test tiers -------------------------------------------------------------------------------
+# unit: model units, pure functions, settings, card-number detection, parsing; fast, no run of
+#   the pipeline or of Airflow (`make test-fast` runs `-m "unit and not slow"`).
+# scenario: several steps of the pipeline's own code (scenario.py, run_all, the CLI, dag.test).
+# browser: Chromium driving the worklist. distributed: the compose topology as processes.
+# slow: over ~20 s alone (with what a module fixture builds for it, where it is the first user).
+# Every module is classified here, and a new one fails the collection until it is: a module-wide
+# table, rather than a pytestmark line in each file, so that the tiers can be read in one place.
+TIERS: dict[str, frozenset[str]] = {
+    name: frozenset(tiers)
+    for name, tiers in {
+        "test_card_numbers.py": {"unit"},
+        "test_card_scan.py": {"unit"},
+        "test_deployment.py": {"unit"},
+        "test_model_graph.py": {"unit"},
+        "test_model_units.py": {"unit"},
+        "test_model_units_reconciliation.py": {"unit"},
+        "test_sensors.py": {"unit"},
+        "test_settings.py": {"unit"},
+        "test_typing_version.py": {"unit"},  # fingerprints of SQL and Python text
+        "test_dags.py": {"unit"},  # the DAGs as loaded; their runs are below
+        "test_card_numbers_everywhere.py": {"scenario"},
+        "test_contract_edges.py": {"scenario"},
+        "test_extract_fingerprints.py": {"scenario"},
+        "test_kill.py": {"scenario", "slow"},
+        "test_landing_and_quarantine.py": {"scenario"},
+        "test_landing_edges.py": {"scenario"},
+        "test_money_guards.py": {"scenario"},
+        "test_property_rules.py": {"scenario", "slow"},
+        "test_publish.py": {"scenario"},
+        "test_query_plans.py": {"scenario"},
+        "test_reconcile_from_state.py": {"scenario", "slow"},
+        "test_reconciliation.py": {"scenario"},
+        "test_refund_rules.py": {"scenario"},
+        "test_runs_side_by_side.py": {"scenario", "slow"},
+        "test_warehouse.py": {"scenario"},
+        "test_worklist.py": {"scenario"},
+        "test_worklist_ui.py": {"browser", "slow"},
+        "distributed/test_distributed.py": {"distributed", "slow"},
+    }.items()
+}
+# Single tests whose tiers are not their module's: they replace them.
+TEST_TIERS: dict[str, dict[str, frozenset[str]]] = {
+    "test_dags.py": {
+        # dag.test() runs of the DAGs, end to end.
+        "test_auto_refunds_end_to_end_with_a_rerun_and_a_backfill": frozenset({"scenario", "slow"}),
+        "test_a_run_with_a_missing_file_fails": frozenset({"scenario"}),
+        "test_the_money_loop_end_to_end_over_several_days": frozenset({"scenario", "slow"}),
+    },
+    # Pure functions in modules of runs.
+    "test_reconcile_from_state.py": {
+        "test_events_batched_into_one_run_name_the_latest_date": frozenset({"unit"}),
+    },
+    "test_landing_edges.py": {  # the pipe that feeds DuckDB a file's lines
+        "test_a_file_that_is_not_utf8_is_read_through_a_pipe_never_copied": frozenset({"unit"}),
+        "test_a_read_that_fails_or_never_starts_does_not_hang_the_feed": frozenset({"unit"}),
+        "test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file": frozenset({"unit"}),
+        "test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file": frozenset({"unit"}),
+    },
+    # One run, no Hypothesis.
+    "test_property_rules.py": {
+        "test_blanks_inside_quotes_are_trimmed_like_blanks_outside": frozenset({"scenario"}),
+    },
+}
+TIER_MARKERS = frozenset({"unit", "scenario", "browser", "distributed", "slow"})
+TESTS = Path(__file__).resolve().parent
+
+
+class UnclassifiedTest(pytest.UsageError):
+    pass
+
+
+def _check_tier_table() -> None:
+    problems = []
+    for module, tiers in TIERS.items():
+        if not (TESTS / module).is_file():
+            problems.append(f"TIERS names {module}, which is not there any more")
+        if not tiers or not tiers <= TIER_MARKERS:
+            problems.append(f"TIERS[{module!r}] = {sorted(tiers)}: not tiers of {TIER_MARKERS}")
+    for module, tests in TEST_TIERS.items():
+        path = TESTS / module
+        source = path.read_text() if module in TIERS and path.is_file() else ""
+        for test, tiers in tests.items():
+            if f"def {test}(" not in source:
+                problems.append(f"TEST_TIERS names {module}::{test}, which is not there any more")
+            if not tiers or not tiers <= TIER_MARKERS:
+                problems.append(f"TEST_TIERS[{module}::{test}]: not tiers of {TIER_MARKERS}")
+    if problems:
+        raise UnclassifiedTest("tests/conftest.py, the tier table:\n  " + "\n  ".join(problems))
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
+def pytest_collection_modifyitems(config, items):
+    _check_tier_table()
+    unclassified = set()
+    for item in items:
+        path = item.path.resolve()
+        module = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else str(path)
+        name = getattr(item, "originalname", item.name)
+        tiers = TEST_TIERS.get(module, {}).get(name, TIERS.get(module))
+        if tiers is None:
+            unclassified.add(module)
+            continue
+        for tier in sorted(tiers):
+            item.add_marker(getattr(pytest.mark, tier))
+    if unclassified:
+        raise UnclassifiedTest(
+            "test modules without a tier: "
+            + ", ".join(sorted(unclassified))
+            + "; add each to TIERS in tests/conftest.py (unit, scenario, browser, distributed,"
+            " slow)"
+        )

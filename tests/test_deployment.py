@@ -7,6 +7,7 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -58,9 +59,14 @@ def service_env(service: dict) -> dict[str, str]:
     return env | {k: str(v) for k, v in service["environment"].items()}
 
 
+def load_compose() -> dict:
+    """docker-compose.yaml as YAML: anchors and merge keys resolved, ${...} left as written."""
+    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((REPO / "docker-compose.yaml").read_text())
+    return load_compose()
 
 
 def test_every_service_is_there_with_a_healthcheck(compose):
@@ -217,6 +223,28 @@ def interpolate(text: str, env: dict[str, str]) -> str:
     return _VARIABLE.sub(value, text)
 
 
+def interpolated(node, env: dict[str, str]):
+    """The parsed file as compose sees it: every string value (and key) interpolated."""
+    if isinstance(node, dict):
+        return {interpolated(k, env): interpolated(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [interpolated(item, env) for item in node]
+    return interpolate(node, env) if isinstance(node, str) else node
+
+
+def strings(node, where: tuple = ()):
+    """Every string of the parsed file, keys included, with where it is."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings(key, (*where, "<key>"))
+            yield from strings(value, (*where, key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from strings(item, (*where, index))
+    elif isinstance(node, str):
+        yield where, node
+
+
 def env_example() -> dict[str, tuple[str, list[str]]]:
     """Each variable of .env.example: its value and the comment lines above it."""
     variables, comments = {}, []
@@ -235,23 +263,39 @@ def env_example() -> dict[str, tuple[str, list[str]]]:
 GENERATED = {name: f"{name.lower()}-0123abcd" for name in SECRETS}
 
 
-def test_every_secret_comes_from_env_without_a_default():
-    text = (REPO / "docker-compose.yaml").read_text()
-    uses = [(m["name"], m["op"]) for m in _VARIABLE.finditer(text) if m["name"]]
+def test_every_secret_comes_from_env_without_a_default(compose):
+    # The values of the parsed file, not its text: a ${...} in a comment is no use.
+    uses = [
+        (m["name"], m["op"], where)
+        for where, value in strings(compose)
+        for m in _VARIABLE.finditer(value)
+        if m["name"]
+    ]
     for name in SECRETS:
-        ops = {op for used, op in uses if used == name}
+        ops = {op for used, op, _ in uses if used == name}
         assert ops == {":?"}, (name, ops)
-    for name in SECRETS:
         with pytest.raises(MissingVariable, match=name):
-            interpolate(text, {**GENERATED, name: ""})
-    # Nothing that looks like a literal password is left.
-    assert "airflow:airflow@" not in text and "change-me" not in text
-    assert 'FERNET_KEY: ""' not in text
+            interpolated(compose, {**GENERATED, name: ""})
+    # Nothing that looks like a literal password is left: each setting of a password or key, in
+    # every service, is made of the secrets alone, and every URL's password is one of them.
+    resolved = interpolated(compose, GENERATED)
+    secret_values = set(GENERATED.values())
+    checked = 0
+    for name, service in resolved["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            value = str(value)
+            if re.search(r"PASSWORD$|SECRET|FERNET_KEY|REDISCLI_AUTH", key) and "FILE" not in key:
+                assert value in secret_values, (name, key, value)
+                checked += 1
+            if "://" in value:
+                password = urlsplit(value).password
+                assert password is None or password in secret_values, (name, key, value)
+                checked += password is not None
+    assert checked >= 3 * len(AIRFLOW_SERVICES)
 
 
-def test_the_secrets_reach_the_services_that_need_them():
-    compose = yaml.safe_load(interpolate((REPO / "docker-compose.yaml").read_text(), GENERATED))
-    services = compose["services"]
+def test_the_secrets_reach_the_services_that_need_them(compose):
+    services = interpolated(compose, GENERATED)["services"]
     pg, redis = GENERATED["POSTGRES_PASSWORD"], GENERATED["REDIS_PASSWORD"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == pg
     assert services["redis"]["command"] == ["redis-server", "--requirepass", redis]
@@ -273,10 +317,10 @@ def test_the_secrets_reach_the_services_that_need_them():
     assert init_env["ADMIN_PASSWORD"] == GENERATED["AIRFLOW_ADMIN_PASSWORD"]
 
 
-def test_the_api_server_is_published_on_loopback_by_default():
-    compose = yaml.safe_load(interpolate((REPO / "docker-compose.yaml").read_text(), GENERATED))
-    assert compose["services"]["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
-    for name, service in compose["services"].items():
+def test_the_api_server_is_published_on_loopback_by_default(compose):
+    services = interpolated(compose, GENERATED)["services"]
+    assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
+    for name, service in services.items():
         if name != "airflow-apiserver":
             assert "ports" not in service, name
 

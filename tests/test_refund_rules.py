@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from scenario import D, Scenario, credit, refund, sale
+from scenario import D, credit, refund, sale
 
 
 def test_due_against_the_one_settled_sale(scenario):
@@ -39,10 +39,17 @@ def test_missing_requirements_for_empty_account_zero_and_negative_credits(scenar
 
 
 def test_below_min_threshold_and_a_credit_equal_to_the_threshold(scenario):
-    scenario.write_rules(("CL1", "true", "5.00", ""))
-    scenario.write_credits(D, credit("C1", "4.99"), credit("C2", "5.00"))
-    scenario.write_transactions(D, sale("T1"))
-    assert scenario.decide() == {"C1": ("BELOW_MIN_THRESHOLD", None), "C2": ("DUE", "T1")}
+    # A cent below the threshold is out, exactly at it is in; an empty threshold is none at all.
+    scenario.write_rules(("CL1", "true", "5.00", ""), ("CL2", "true", "", ""))
+    scenario.write_credits(
+        D, credit("C1", "4.99"), credit("C2", "5.00"), credit("C3", "0.01", client="CL2")
+    )
+    scenario.write_transactions(D, sale("T1"), sale("T2", client="CL2"))
+    assert scenario.decide() == {
+        "C1": ("BELOW_MIN_THRESHOLD", None),
+        "C2": ("DUE", "T1"),
+        "C3": ("DUE", "T2"),
+    }
 
 
 def test_missing_requirements_comes_before_the_threshold(scenario):
@@ -152,39 +159,46 @@ def test_debit_pin_is_judged_only_among_sales_that_cover_the_credit(scenario):
 
 
 def test_card_expiring_this_month_is_valid_and_last_month_is_expired(scenario):
-    # D is 2026-01-05: 01/26 is valid through 2026-01-31, 12/25 expired on 2025-12-31.
-    scenario.write_credits(D, credit("C1"), credit("C2", account="A2"))
+    # D is 2026-01-05: 01/26 is valid through 2026-01-31, 12/25 expired on 2025-12-31, and
+    # 12/99 is December 2099 (YY is 20YY), not 1999.
+    scenario.write_credits(D, credit("C1"), credit("C2", account="A2"), credit("C3", account="A3"))
     scenario.write_transactions(
-        D, sale("T1", card_exp="01/26"), sale("T2", account="A2", card_exp="12/25")
+        D,
+        sale("T1", card_exp="01/26"),
+        sale("T2", account="A2", card_exp="12/25"),
+        sale("T3", account="A3", card_exp="12/99"),
     )
-    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("CARD_EXPIRED", None)}
+    assert scenario.decide() == {
+        "C1": ("DUE", "T1"),
+        "C2": ("CARD_EXPIRED", None),
+        "C3": ("DUE", "T3"),
+    }
 
 
-def test_card_valid_through_the_last_day_of_its_month(settings):
-    scenario = Scenario(settings)
-    end_of_month = dt.date(2026, 1, 31)
+def test_card_valid_through_the_last_day_of_its_month_and_expired_the_day_after(scenario):
+    end_of_month, next_day = dt.date(2026, 1, 31), dt.date(2026, 2, 1)
     scenario.write_credits(end_of_month, credit("C1"))
     scenario.write_transactions(end_of_month, sale("T1", card_exp="01/26"))
     assert scenario.decide(end_of_month) == {"C1": ("DUE", "T1")}
+    scenario.write_credits(next_day, credit("C1"))
+    assert scenario.decide(next_day) == {"C1": ("CARD_EXPIRED", None)}
 
 
-def test_refund_window_180_days_is_in_and_181_is_out(scenario):
+@pytest.mark.parametrize(
+    ("refund_window_days", "days"),
+    [("", 180), ("30", 30), ("0", 0)],
+    ids=["empty-is-180", "client-30", "client-0"],
+)
+def test_a_sale_exactly_the_window_old_is_in_and_a_day_older_is_out(
+    scenario, refund_window_days, days
+):
+    # Expired when D - txn_date > refund_window_days; a window of 0 is the day itself, not empty.
+    scenario.write_rules(("CL1", "true", "", refund_window_days))
     scenario.write_credits(D, credit("C1"), credit("C2", account="A2"))
     scenario.write_transactions(
         D,
-        sale("T1", txn_date=str(D - dt.timedelta(days=180))),
-        sale("T2", account="A2", txn_date=str(D - dt.timedelta(days=181))),
-    )
-    assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("REFUND_WINDOW_EXPIRED", None)}
-
-
-def test_refund_window_of_the_client(scenario):
-    scenario.write_rules(("CL1", "true", "", "30"))
-    scenario.write_credits(D, credit("C1"), credit("C2", account="A2"))
-    scenario.write_transactions(
-        D,
-        sale("T1", txn_date=str(D - dt.timedelta(days=30))),
-        sale("T2", account="A2", txn_date=str(D - dt.timedelta(days=31))),
+        sale("T1", txn_date=str(D - dt.timedelta(days=days))),
+        sale("T2", account="A2", txn_date=str(D - dt.timedelta(days=days + 1))),
     )
     assert scenario.decide() == {"C1": ("DUE", "T1"), "C2": ("REFUND_WINDOW_EXPIRED", None)}
 
@@ -215,13 +229,14 @@ def test_choice_latest_date_then_largest_amount_then_smallest_txn_id(scenario):
         sale("T2", "20.00", "2025-12-02"),
         sale("T3", "20.00", "2025-12-02", account="A2"),
         sale("T4", "30.00", "2025-12-02", account="A2"),
-        sale("T6", "30.00", "2025-12-02", account="A3"),
-        sale("T5", "30.00", "2025-12-02", account="A3"),
+        # Same date, same amount: the smallest txn_id as text, "T10" < "T9".
+        sale("T9", "30.00", "2025-12-02", account="A3"),
+        sale("T10", "30.00", "2025-12-02", account="A3"),
     )
     assert scenario.decide() == {
         "C1": ("DUE", "T2"),
         "C2": ("DUE", "T4"),
-        "C3": ("DUE", "T5"),
+        "C3": ("DUE", "T10"),
     }
 
 
