@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from auto_refunds.settings import REPO_ROOT, Settings, SettingsError
+from auto_refunds.settings import PREFIX, REPO_ROOT, Settings, SettingsError
 
 ALL = (
     "DATA_DIR",
@@ -17,6 +18,7 @@ ALL = (
     "PAYMENT_FILE_TIMEOUT_HOURS",
     "NO_RESPONSE_AFTER_DAYS",
     "PAYMENT_FILE_SETTLE_SECONDS",
+    "PAYMENT_FILE_POKE_SECONDS",
 )
 
 
@@ -63,6 +65,7 @@ GOOD = [
     ("NO_RESPONSE_AFTER_DAYS", "1", "no_response_after_days", 1),
     ("PAYMENT_FILE_SETTLE_SECONDS", "0", "payment_file_settle_seconds", 0),
     ("PAYMENT_FILE_SETTLE_SECONDS", "2.5", "payment_file_settle_seconds", 2.5),
+    ("PAYMENT_FILE_POKE_SECONDS", "45", "payment_file_poke_seconds", 45),
 ]
 
 
@@ -106,6 +109,7 @@ BAD = [
     ("NO_RESPONSE_AFTER_DAYS", "2.5", "not a whole number"),
     ("PAYMENT_FILE_SETTLE_SECONDS", "-1", "must be at least 0"),
     ("PAYMENT_FILE_SETTLE_SECONDS", "a minute", "not a number"),
+    ("PAYMENT_FILE_POKE_SECONDS", "0", "must be above 0"),
 ]
 
 
@@ -127,3 +131,57 @@ def test_every_setting_has_a_test():
     """Each field of Settings is read from the variable of its name, and tested above."""
     assert set(Settings.__dataclass_fields__) == {name.lower() for name in ALL}
     assert {name for name, *_ in GOOD + BAD} == set(ALL)
+
+
+# README's settings table against the variables the code reads. ---------------------------------
+
+# Set only by the kill tests (tests/test_kill.py), to stop a run at a crash point
+# (auto_refunds.faults): not a setting anyone deploys, so not in the table.
+TEST_ONLY = {"AUTO_REFUNDS_CRASH_AT"}
+VARIABLE = re.compile(r"\bAUTO_REFUNDS_[A-Z0-9_]*[A-Z0-9]\b")
+# The first argument of settings.py's readers, a name without the prefix: _env("DATA_DIR", ...),
+# _positive("LOCK_TIMEOUT_SECONDS", ...), and any private helper called the same way.
+HELPER_CALL = re.compile(r"\b_[a-z_]+\(\s*\"([A-Z][A-Z0-9_]*)\"")
+
+
+def _readme_settings_table() -> list[str]:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    return [
+        match[1]
+        for line in section.splitlines()
+        if (match := re.match(r"\| `(AUTO_REFUNDS_[A-Z0-9_]+)` \|", line))
+    ]
+
+
+def _read_by_settings_module() -> set[str]:
+    source = (REPO_ROOT / "plugins" / "auto_refunds" / "settings.py").read_text()
+    return {PREFIX + name for name in HELPER_CALL.findall(source)}
+
+
+def _named_in_source_trees() -> set[str]:
+    names: set[str] = set()
+    for tree in ("plugins", "dags"):
+        for path in (REPO_ROOT / tree).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                names |= set(VARIABLE.findall(path.read_bytes().decode("utf-8", "replace")))
+    return names
+
+
+def test_the_readme_lists_each_setting_once():
+    table = _readme_settings_table()
+    assert table, "README.md has no settings table under '## Settings'"
+    twice = sorted({name for name in table if table.count(name) > 1})
+    assert not twice, f"listed twice in README.md's settings table: {twice}"
+
+
+def test_the_readme_settings_table_is_every_variable_the_code_reads():
+    table = set(_readme_settings_table())
+    settings = _read_by_settings_module()
+    elsewhere = _named_in_source_trees()
+    # The scan of settings.py must see what it reads, and the test-only variable must still exist.
+    assert PREFIX + "DATA_DIR" in settings and PREFIX + "DUCKDB_MEMORY_LIMIT" in settings
+    assert elsewhere >= TEST_ONLY, "a test-only variable is gone: update TEST_ONLY"
+    read = settings | (elsewhere - TEST_ONLY)
+    assert table - read == set(), "in README.md's settings table, but read nowhere"
+    assert read - table == set(), "read by the code, but missing from README.md's settings table"
