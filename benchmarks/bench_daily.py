@@ -73,13 +73,20 @@ def inputs(credits: int, transactions: int, profile: str = "default", nights: in
     if not nights and profile == "default" and Layout(folder).credits(last).exists():
         done.touch()
     if not done.exists():
-        print(f"Generating {credits:,} credits and {transactions:,} transactions, profile "
-              f"{profile}, {nights + 1} day(s) (cached in {folder}) ...")
+        print(
+            f"Generating {credits:,} credits and {transactions:,} transactions, profile "
+            f"{profile}, {nights + 1} day(s) (cached in {folder}) ..."
+        )
         started = time.perf_counter()
         shutil.rmtree(folder, ignore_errors=True)
         spec = sample_data.Spec(
-            DAY, nights + 1, credits, transactions, seed=7,
-            profile=sample_data.PROFILES[profile], steady=bool(nights),
+            DAY,
+            nights + 1,
+            credits,
+            transactions,
+            seed=7,
+            profile=sample_data.PROFILES[profile],
+            steady=bool(nights),
         )
         sample_data.generate(folder, spec)
         assert Layout(folder).credits(last).exists()
@@ -164,8 +171,14 @@ def floor(landing: Layout, day: dt.date, output: Path, env: dict) -> tuple[float
     extracts = os.pathsep.join(str(path) for _, path in landing.transactions_up_to(day))
     return measured(
         [
-            sys.executable, "-c", FLOOR, str(REPO / "benchmarks" / "floor.sql"),
-            str(landing.credits(day)), extracts, str(landing.client_rules), str(output),
+            sys.executable,
+            "-c",
+            FLOOR,
+            str(REPO / "benchmarks" / "floor.sql"),
+            str(landing.credits(day)),
+            extracts,
+            str(landing.client_rules),
+            str(output),
             day.isoformat(),
         ],
         env,
@@ -180,7 +193,9 @@ def fresh(work: Path, source: Path) -> dict:
     env = {**os.environ, "AUTO_REFUNDS_DATA_DIR": str(data), "AIRFLOW_HOME": str(work / "airflow")}
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env, check=True, capture_output=True,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return env
 
@@ -233,8 +248,10 @@ def single_date(args: argparse.Namespace, profile: str, work: Path) -> dict:
         refunds = Layout(data).refunds(DAY).read_text().splitlines()
         same &= sorted(refunds) == sorted(floor_out.read_text().splitlines())
         due, quarantined = warehouse_counts(data, DAY)
-        print(f"  {profile} run {run + 1}: DAG {dag_wall:.1f} s, floor {floor_wall:.1f} s, "
-              f"{due:,} refunds due ({due / args.credits:.0%}), {quarantined:,} rows quarantined")
+        print(
+            f"  {profile} run {run + 1}: DAG {dag_wall:.1f} s, floor {floor_wall:.1f} s, "
+            f"{due:,} refunds due ({due / args.credits:.0%}), {quarantined:,} rows quarantined"
+        )
         if args.rerun and run == 0:
             rerun_wall, _, _ = dags_test("auto_refunds", env)
             print(f"  {profile} rerun of the same date: {rerun_wall:.1f} s")
@@ -258,21 +275,31 @@ def single_date(args: argparse.Namespace, profile: str, work: Path) -> dict:
 
 
 def report_single(args: argparse.Namespace, results: list[dict], empty: float, tasks: int) -> None:
-    print(f"\nInputs: {args.credits:,} credits, {args.transactions:,} transactions; median of "
-          f"{args.runs} run(s); the same {tasks} tasks, empty: {empty:.1f} s (median)")
-    print(f"{'profile':9}{'due':>7}{'DAG s':>8}{'floor s':>9}{'ratio':>7}{'in tasks':>10}"
-          f"{'ratio':>7}{'DAG GB':>8}{'floor GB':>9}  same refunds")
+    print(
+        f"\nInputs: {args.credits:,} credits, {args.transactions:,} transactions; median of "
+        f"{args.runs} run(s); the same {tasks} tasks, empty: {empty:.1f} s (median)"
+    )
+    print(
+        f"{'profile':9}{'due':>7}{'DAG s':>8}{'floor s':>9}{'ratio':>7}{'in tasks':>10}"
+        f"{'ratio':>7}{'DAG GB':>8}{'floor GB':>9}  same refunds"
+    )
     for r in results:
         work = r["dag"] - empty
-        print(f"{r['profile']:9}{r['due'] / args.credits:7.0%}{r['dag']:8.1f}{r['floor']:9.1f}"
-              f"{r['dag'] / r['floor']:6.1f}x{work:10.1f}{work / r['floor']:6.1f}x"
-              f"{r['dag_peak']:8.2f}{r['floor_peak']:9.2f}  {'yes' if r['same'] else 'NO'}")
-        print(f"{'':9}runs: DAG {', '.join(f'{v:.1f}' for v in r['dags'])}; "
-              f"floor {', '.join(f'{v:.1f}' for v in r['floors'])}")
+        print(
+            f"{r['profile']:9}{r['due'] / args.credits:7.0%}{r['dag']:8.1f}{r['floor']:9.1f}"
+            f"{r['dag'] / r['floor']:6.1f}x{work:10.1f}{work / r['floor']:6.1f}x"
+            f"{r['dag_peak']:8.2f}{r['floor_peak']:9.2f}  {'yes' if r['same'] else 'NO'}"
+        )
+        print(
+            f"{'':9}runs: DAG {', '.join(f'{v:.1f}' for v in r['dags'])}; "
+            f"floor {', '.join(f'{v:.1f}' for v in r['floors'])}"
+        )
     for r in results:
         durations = r["durations"]
-        print(f"\n{r['profile']}: in tasks {sum(durations.values()):.1f} s "
-              f"(the median run). Tasks, slowest first:")
+        print(
+            f"\n{r['profile']}: in tasks {sum(durations.values()):.1f} s "
+            f"(the median run). Tasks, slowest first:"
+        )
         for task_id, seconds in sorted(durations.items(), key=lambda t: -t[1]):
             print(f"  {task_id:55}{seconds:7.2f} s")
 
@@ -283,13 +310,17 @@ def steady_state(args: argparse.Namespace, profile: str, work: Path) -> None:
     env = fresh(work / "nights", source)
     data = Path(env["AUTO_REFUNDS_DATA_DIR"])
     empty, tasks = empty_dag_runs(work, env, args.runs)
-    print(f"\nSteady state, profile {profile}: {args.credits:,} credits a night; the first "
-          f"extract {args.transactions:,} transactions' history; the same {tasks} tasks, "
-          f"empty: {empty:.1f} s")
+    print(
+        f"\nSteady state, profile {profile}: {args.credits:,} credits a night; the first "
+        f"extract {args.transactions:,} transactions' history; the same {tasks} tasks, "
+        f"empty: {empty:.1f} s"
+    )
     # "tasks s" sums the tasks' own times from the log: on a loaded machine the empty tasks,
     # measured once, are a poor baseline for each night.
-    print(f"{'night':>5}{'extract MB':>11}{'DAG s':>8}{'tasks s':>9}{'floor s':>9}{'ratio':>7}"
-          f"{'tasks':>7}{'DAG GB':>8}{'due':>10}  slowest tasks")
+    print(
+        f"{'night':>5}{'extract MB':>11}{'DAG s':>8}{'tasks s':>9}{'floor s':>9}{'ratio':>7}"
+        f"{'tasks':>7}{'DAG GB':>8}{'due':>10}  slowest tasks"
+    )
     nights = {}
     for night in range(args.nights + 1):
         day = DAY + dt.timedelta(days=night)
@@ -301,17 +332,21 @@ def steady_state(args: argparse.Namespace, profile: str, work: Path) -> None:
         durations = task_durations(log)
         in_tasks = sum(durations.values())
         slowest = sorted(durations.items(), key=lambda t: -t[1])[:3]
-        print(f"{night:5}{extract_mb:11.1f}{dag_wall:8.1f}{in_tasks:9.1f}"
-              f"{floor_wall:9.1f}{dag_wall / floor_wall:6.1f}x"
-              f"{in_tasks / floor_wall:6.1f}x{dag_peak:8.2f}{due:10,}  "
-              + ", ".join(f"{task} {seconds:.1f}" for task, seconds in slowest),
-              flush=True)
+        print(
+            f"{night:5}{extract_mb:11.1f}{dag_wall:8.1f}{in_tasks:9.1f}"
+            f"{floor_wall:9.1f}{dag_wall / floor_wall:6.1f}x"
+            f"{in_tasks / floor_wall:6.1f}x{dag_peak:8.2f}{due:10,}  "
+            + ", ".join(f"{task} {seconds:.1f}" for task, seconds in slowest),
+            flush=True,
+        )
     if args.nights >= 2:
         base = nights[2][0]
         for night in sorted({min(5, args.nights), args.nights}):
             dag_wall, floor_wall = nights[night]
-            print(f"night {night}: {dag_wall / floor_wall:.2f}x the floor over the same files "
-                  f"(target <= 1), {dag_wall / base:.2f}x night 2 (target <= 1.2)")
+            print(
+                f"night {night}: {dag_wall / floor_wall:.2f}x the floor over the same files "
+                f"(target <= 1), {dag_wall / base:.2f}x night 2 (target <= 1.2)"
+            )
 
 
 def main() -> None:
@@ -321,11 +356,14 @@ def main() -> None:
     parser.add_argument("--profile", choices=["default", "varied", "both"], default="both")
     parser.add_argument("--runs", type=int, default=3, help="runs of each; the median counts")
     parser.add_argument(
-        "--rerun", action="store_true",
+        "--rerun",
+        action="store_true",
         help="also time a rerun of the same date (extracts already typed, file unchanged)",
     )
     parser.add_argument(
-        "--nights", type=int, default=0,
+        "--nights",
+        type=int,
+        default=0,
         help="steady state: nights 0..N in order on one warehouse (profile varied unless given)",
     )
     args = parser.parse_args()

@@ -24,8 +24,13 @@ from auto_refunds.worklist import overview, resolutions, snapshot, story
 from auto_refunds.worklist.queries import Filters, Reader
 
 REASONS = [
-    "NO_MATCHING_TRANSACTION", "CARD_EXPIRED", "REFUND_WINDOW_EXPIRED", "DEBIT_PIN_TRANSACTION",
-    "BELOW_MIN_THRESHOLD", "CREDIT_EXCEEDS_TRANSACTION", "MISSING_REQUIREMENTS",
+    "NO_MATCHING_TRANSACTION",
+    "CARD_EXPIRED",
+    "REFUND_WINDOW_EXPIRED",
+    "DEBIT_PIN_TRANSACTION",
+    "BELOW_MIN_THRESHOLD",
+    "CREDIT_EXCEEDS_TRANSACTION",
+    "MISSING_REQUIREMENTS",
 ]
 
 
@@ -43,8 +48,10 @@ def _write_date(con, data_dir: Path, day: dt.date, rows: int) -> None:
             case when i % 20 = 0 then 'RECONCILIATION' else 'ELIGIBILITY' end as source,
             case when i % 20 = 0 then printf('AR%020d', i) end as refund_id
         from range({rows}) as t(i)""")
-    con.execute(f"copy (select * from e order by credit_id) to '{version}/exceptions.parquet' "
-                "(format parquet, row_group_size 100000)")
+    con.execute(
+        f"copy (select * from e order by credit_id) to '{version}/exceptions.parquet' "
+        "(format parquet, row_group_size 100000)"
+    )
     con.execute(f"""copy (select as_of_date, credit_id, client_id, account_id, credit_amount,
             as_of_date - 30 as credit_date, 'EXCEPTION' as outcome, reason_code, reason_detail,
             null::varchar as original_txn_id, refund_id, '1111' as card_last4
@@ -95,9 +102,11 @@ def main() -> None:
         for day in days:
             _write_date(con, data_dir, day, args.rows if day == latest else args.rows // 10)
         con.close()
-        print(f"snapshots written in {time.perf_counter() - started:.1f} s "
-              f"({args.rows} exceptions on {latest}, {args.rows // 10} on each of "
-              f"{args.days - 1} earlier dates)")
+        print(
+            f"snapshots written in {time.perf_counter() - started:.1f} s "
+            f"({args.rows} exceptions on {latest}, {args.rows // 10} on each of "
+            f"{args.days - 1} earlier dates)"
+        )
         keys = [
             resolutions.ExceptionKey(latest, "ELIGIBILITY", f"CR{i:010d}", REASONS[i % 7])
             for i in range(1, 20_000, 2)
@@ -110,31 +119,48 @@ def main() -> None:
             options = {"start": latest, "end": latest} | changes
             return lambda: Reader(data_dir).page("exceptions", Filters(**options))
 
-        _time("overview (latest date, 30-day charts)",
-              lambda: overview.of_date(Reader(data_dir), latest))
+        _time(
+            "overview (latest date, 30-day charts)",
+            lambda: overview.of_date(Reader(data_dir), latest),
+        )
         _time("exceptions, open, page 1", page())
         _time("exceptions, open, page 10,000 (offset 500k)", page(page=10_000))
-        _time("exceptions, all, sorted by amount desc, page 1",
-              page(status="all", sort="amount", descending=True))
-        _time("exceptions, open, one client and reason", page(client="CL007",
-                                                              reason="CARD_EXPIRED"))
+        _time(
+            "exceptions, all, sorted by amount desc, page 1",
+            page(status="all", sort="amount", descending=True),
+        )
+        _time(
+            "exceptions, open, one client and reason", page(client="CL007", reason="CARD_EXPIRED")
+        )
         _time("exceptions, resolved only", page(status="resolved"))
-        _time("exceptions, 30 days (3.9M rows), open, page 1",
-              page(start=days[-1]))
-        _time("refunds due, page 1", lambda: Reader(data_dir).page(
-            "refunds_due", Filters(start=latest, end=latest)))
+        _time("exceptions, 30 days (3.9M rows), open, page 1", page(start=days[-1]))
+        _time(
+            "refunds due, page 1",
+            lambda: Reader(data_dir).page("refunds_due", Filters(start=latest, end=latest)),
+        )
         _time("credit story (30 dates)", lambda: story.of_credit(Reader(data_dir), "CR0000123457"))
         out = Path(tempfile.mkdtemp(prefix="worklist-bench-csv-"))
 
         def csv_all():
-            path = Reader(data_dir).csv("exceptions", Filters(start=latest, end=latest,
-                                                              status="all"), out)
+            path = Reader(data_dir).csv(
+                "exceptions", Filters(start=latest, end=latest, status="all"), out
+            )
             return path.unlink()
 
         _time("CSV of all 1M exceptions of the date", csv_all, repeat=1)
-        _time("CSV of one reason (~143k rows)", lambda: Reader(data_dir).csv(
-            "exceptions", Filters(start=latest, end=latest, status="all",
-                                  reason="CARD_EXPIRED"), out).unlink(), repeat=1)
+        _time(
+            "CSV of one reason (~143k rows)",
+            lambda: (
+                Reader(data_dir)
+                .csv(
+                    "exceptions",
+                    Filters(start=latest, end=latest, status="all", reason="CARD_EXPIRED"),
+                    out,
+                )
+                .unlink()
+            ),
+            repeat=1,
+        )
         shutil.rmtree(out)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

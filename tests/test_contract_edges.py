@@ -66,7 +66,6 @@ def test_rerun_is_byte_identical_and_manifest_fields(scenario):
 # ---------------------------------------------------------------- reconciliation
 
 
-
 def test_several_ordinary_payments_are_all_posted_sorted_by_payment_id(sent):
     scenario, refunds = sent
     write_payments(
@@ -79,14 +78,18 @@ def test_several_ordinary_payments_are_all_posted_sorted_by_payment_id(sent):
     )
     reconciliation.run_all(D0, scenario.settings)
     assert [line.split(",")[0] for line in postings(scenario, D0)[1:]] == [
-        "P1", "P10", "P2", "P9",
+        "P1",
+        "P10",
+        "P2",
+        "P9",
     ]
 
 
 def test_declined_then_approved_in_a_later_file(sent):
     scenario, refunds = sent
     write_payments(
-        scenario, D0,
+        scenario,
+        D0,
         payment("P1", "-20.00", refund_id=refunds["C2"], status="DECLINED", code="05", message="x"),
     )
     reconciliation.run_all(D0, scenario.settings)
@@ -126,7 +129,8 @@ def test_no_response_when_the_first_reconciliation_is_long_after(sent):
 def test_declined_unmatched_row_is_recorded_not_posted(sent):
     scenario, refunds = sent
     write_payments(
-        scenario, D0,
+        scenario,
+        D0,
         payment("P1", "-20.00", refund_id="ARNOPE", status="DECLINED"),
         payment("P2", "-20.00", refund_id="ARNOPE2"),
     )

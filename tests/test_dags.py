@@ -135,7 +135,11 @@ def _heavy_modules_loaded_by(dag_file: Path) -> dict[str, list[str]]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
     probe = subprocess.run(
         [sys.executable, "-c", _IMPORT_PROBE, str(dag_file)],
-        env=env, cwd=REPO, capture_output=True, text=True, check=False,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert probe.returncode == 0, probe.stderr
     return json.loads(probe.stdout.splitlines()[-1])
@@ -394,7 +398,10 @@ def test_the_money_loop_end_to_end_over_several_days(airflow_db, dagbag, setting
             where payment_amount <> -refund_amount or status <> 'REFUNDED'
             """
         ).fetchone() == (0,)
-        assert con.execute(
-            "select refund_id from payment_postings where refund_id is not null "
-            "group by 1 having count(*) > 1"
-        ).fetchall() == []
+        assert (
+            con.execute(
+                "select refund_id from payment_postings where refund_id is not null "
+                "group by 1 having count(*) > 1"
+            ).fetchall()
+            == []
+        )

@@ -166,8 +166,13 @@ def test_both_forms_read_the_shared_settings_and_compose_overrides_none(compose)
 def test_both_forms_set_the_same_per_deployment_settings(compose):
     compose_env = set(compose["services"]["airflow-scheduler"]["environment"])
     local = cluster.deployment_env(
-        pg_port=1, pg_password="p", redis_port=2, redis_password="r", api_port=3,
-        secrets_={"fernet": "f", "jwt": "j", "api": "a"}, passwords_file=Path("/x"),
+        pg_port=1,
+        pg_password="p",
+        redis_port=2,
+        redis_password="r",
+        api_port=3,
+        secrets_={"fernet": "f", "jwt": "j", "api": "a"},
+        passwords_file=Path("/x"),
         data_dir=Path("/d"),
     )
     assert set(local) == compose_env
@@ -175,8 +180,10 @@ def test_both_forms_set_the_same_per_deployment_settings(compose):
     # waits that are settings of Airflow or of the product, none of them a deployment setting.
     assert not set(cluster.LOCAL_ONLY) & (compose_env | set(cluster.read_env_file()))
     assert not set(cluster.TEST_TUNING) & (compose_env | set(cluster.read_env_file()))
-    assert all(k.startswith(("AUTO_REFUNDS_PAYMENT_FILE_", "AIRFLOW__SCHEDULER__TASK_INSTANCE_"))
-               for k in cluster.TEST_TUNING)
+    assert all(
+        k.startswith(("AUTO_REFUNDS_PAYMENT_FILE_", "AIRFLOW__SCHEDULER__TASK_INSTANCE_"))
+        for k in cluster.TEST_TUNING
+    )
     for secret, value in {"fernet": "f", "jwt": "j", "api": "a"}.items():
         assert value in local.values(), secret
 

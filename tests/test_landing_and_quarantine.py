@@ -277,9 +277,9 @@ def test_a_line_that_is_not_utf8_is_quarantined_and_the_rest_goes_on(scenario, k
     for model in models.DAILY_MODELS:
         daily.build_model(D, model.name, scenario.settings)
     # Line 4: the header, two rows, then the line appended.
-    assert scenario.query(
-        "select line_number, raw_line, error from marts.quarantine_rows"
-    ) == [(4, kept, "line is not valid UTF-8")]
+    assert scenario.query("select line_number, raw_line, error from marts.quarantine_rows") == [
+        (4, kept, "line is not valid UTF-8")
+    ]
     outcomes = "select credit_id, coalesce(reason_code, outcome) from marts.credit_outcomes"
     assert dict(scenario.query(outcomes)) == {"C1": "DUE", "C\u00e9": "DUE"}
 
@@ -471,13 +471,17 @@ def test_the_known_version_holds_whatever_order_extracts_come_in_and_change(scen
     # Day 1's extract changes: T1 leaves it, so on day 1 its version of day 0 is known again.
     scenario.write_transactions(days[1], sale("T3", "60.00"))
     assert known_on_each_day(scenario, days)[1] == [
-        ("T1", "PENDING", "100.00"), ("T2", "SETTLED", "100.00"), ("T3", "SETTLED", "60.00"),
+        ("T1", "PENDING", "100.00"),
+        ("T2", "SETTLED", "100.00"),
+        ("T3", "SETTLED", "60.00"),
     ]
 
 
 def test_line_numbers_hold_in_an_extract_typed_in_parallel(scenario):
-    lines = [f"L{n},CL1,A1,SALE,,,1.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,1111"
-             for n in range(2, 400_002)]
+    lines = [
+        f"L{n},CL1,A1,SALE,,,1.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,tok,1111"
+        for n in range(2, 400_002)
+    ]
     path = scenario.write_transactions(D)
     path.write_text(path.read_text() + "\n".join(lines) + "\n")
     scenario.write_credits(D, credit("C1"))

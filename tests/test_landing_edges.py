@@ -77,9 +77,7 @@ def test_a_card_number_after_an_undecodable_byte_is_masked(scenario, kind, line)
         ),
     ],
 )
-def test_an_id_repeated_on_a_line_that_is_not_utf8_quarantines_both(
-    scenario, kind, line, expected
-):
+def test_an_id_repeated_on_a_line_that_is_not_utf8_quarantines_both(scenario, kind, line, expected):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(D, sale("T1"))
     append(scenario, kind, line)
@@ -229,16 +227,19 @@ def test_a_field_reads_the_same_whatever_the_other_fields_hold(scenario):
 
 
 def test_a_quoted_line_break_joins_the_lines_of_one_record_and_numbers_the_rest(scenario):
-    scenario.write_credits(
-        D, credit("C1"), 'C2,CL1,"A\n1",50.00,2026-01-04', credit("C3", "20.00")
-    )
+    scenario.write_credits(D, credit("C1"), 'C2,CL1,"A\n1",50.00,2026-01-04', credit("C3", "20.00"))
     scenario.write_transactions(
-        D, sale("T1"), ",".join(sale("T2", account="B1")).replace(",B1,", ',"B\n1",', 1),
-        sale("T3", account="A3"), sale("T3", account="A3"),
+        D,
+        sale("T1"),
+        ",".join(sale("T2", account="B1")).replace(",B1,", ',"B\n1",', 1),
+        sale("T3", account="A3"),
+        sale("T3", account="A3"),
     )
     # C2's account is "A<LF>1", which no sale has.
     assert scenario.decide() == {
-        "C1": ("DUE", "T1"), "C2": ("NO_MATCHING_TRANSACTION", None), "C3": ("DUE", "T1")
+        "C1": ("DUE", "T1"),
+        "C2": ("NO_MATCHING_TRANSACTION", None),
+        "C3": ("DUE", "T1"),
     }
     assert quarantined(scenario) == {
         ("transactions_20260105.csv", n): "txn_id T3 appears on 2 lines of this file"
@@ -255,7 +256,9 @@ def test_a_quoted_line_break_joins_the_lines_of_one_record_and_numbers_the_rest(
 def test_an_id_repeated_on_a_record_joined_from_lines_quarantines_both(scenario):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(
-        D, sale("T1"), ",".join(sale("T2", account="B1")).replace(",B1,", ',"B\n1",', 1),
+        D,
+        sale("T1"),
+        ",".join(sale("T2", account="B1")).replace(",B1,", ',"B\n1",', 1),
         sale("T2", account="A9"),
     )
     scenario.decide()
@@ -307,12 +310,7 @@ def test_a_masked_record_over_two_lines_is_landed_as_one_rfc_4180_record(setting
 # CONTRACT 7: no file the product writes holds a card number. A file that is not all UTF-8 is fed
 # to DuckDB through a named pipe, never copied: its valid lines may hold a card number in a
 # card_token that staging quarantines.
-NOT_UTF8_FILE = (
-    b"txn_id,amount\n"
-    + b"T1,10.00\n"
-    + b"T2,caf\xe9\n"
-    + b"T3,4111111111111111\n"
-)
+NOT_UTF8_FILE = b"txn_id,amount\n" + b"T1,10.00\n" + b"T2,caf\xe9\n" + b"T3,4111111111111111\n"
 
 
 def physical_lines(path) -> list[str]:
@@ -333,7 +331,10 @@ def test_a_file_that_is_not_utf8_is_read_through_a_pipe_never_copied(tmp_path):
     with readable(source, valid_utf8=False) as lines:
         assert stat.S_ISFIFO(lines.stat().st_mode)
         assert physical_lines(lines) == [
-            "txn_id,amount", "T1,10.00", NOT_UTF8_MARK + "T2,caf\\xe9", "T3,4111111111111111",
+            "txn_id,amount",
+            "T1,10.00",
+            NOT_UTF8_MARK + "T2,caf\\xe9",
+            "T3,4111111111111111",
         ]
     assert not lines.parent.exists()
 

@@ -43,54 +43,89 @@ def screened_credit(credit_id: str, amount: str = "50.00", **values) -> dict:
 @pytest.mark.parametrize(
     ("rules", "credit", "ledger", "expected"),
     [
-        pytest.param([], {}, [], ("NOT_ENROLLED", None, "client CL1 is not in client_rules"),
-                     id="1-client-missing"),
         pytest.param(
-            [{**ENROLLED, "auto_refunds_enabled": False}], {}, [],
+            [],
+            {},
+            [],
+            ("NOT_ENROLLED", None, "client CL1 is not in client_rules"),
+            id="1-client-missing",
+        ),
+        pytest.param(
+            [{**ENROLLED, "auto_refunds_enabled": False}],
+            {},
+            [],
             ("NOT_ENROLLED", None, "client CL1 has not enabled auto-refunds"),
             id="1-client-disabled",
         ),
         pytest.param(
-            [{**ENROLLED, "dq_error": "client_id CL1 appears on 2 lines of this file"}], {}, [],
+            [{**ENROLLED, "dq_error": "client_id CL1 appears on 2 lines of this file"}],
+            {},
+            [],
             ("NOT_ENROLLED", None, "client CL1 is not in client_rules"),
             id="1-client-quarantined",
         ),
         pytest.param(
-            [ENROLLED], {}, [ledger_row("R1", credit_id="C1")],
+            [ENROLLED],
+            {},
+            [ledger_row("R1", credit_id="C1")],
             ("ALREADY_REQUESTED", None, "refund R1 was requested on 2026-01-04 and is SENT"),
             id="2-already-requested",
         ),
         pytest.param(
-            [ENROLLED], {},
-            [ledger_row("R1", credit_id="C1", status="DECLINED", response_code="54",
-                        response_message="expired card")],
-            ("EXCEPTION", "PREVIOUSLY_DECLINED",
-             "refund R1 requested on 2026-01-04 was declined (54 expired card)"),
+            [ENROLLED],
+            {},
+            [
+                ledger_row(
+                    "R1",
+                    credit_id="C1",
+                    status="DECLINED",
+                    response_code="54",
+                    response_message="expired card",
+                )
+            ],
+            (
+                "EXCEPTION",
+                "PREVIOUSLY_DECLINED",
+                "refund R1 requested on 2026-01-04 was declined (54 expired card)",
+            ),
             id="3-previously-declined",
         ),
         pytest.param(
-            [ENROLLED], {"account_id": None}, [],
+            [ENROLLED],
+            {"account_id": None},
+            [],
             ("EXCEPTION", "MISSING_REQUIREMENTS", "credit has no account_id"),
             id="4-no-account",
         ),
         pytest.param(
-            [ENROLLED], {"credit_amount": money("0.00")}, [],
+            [ENROLLED],
+            {"credit_amount": money("0.00")},
+            [],
             ("EXCEPTION", "MISSING_REQUIREMENTS", "credit amount 0.00 is not above zero"),
             id="4-amount-not-above-zero",
         ),
         pytest.param(
-            [{**ENROLLED, "min_balance_threshold": money("50.01")}], {}, [],
-            ("EXCEPTION", "BELOW_MIN_THRESHOLD",
-             "credit 50.00 is below the client's minimum balance of 50.01"),
+            [{**ENROLLED, "min_balance_threshold": money("50.01")}],
+            {},
+            [],
+            (
+                "EXCEPTION",
+                "BELOW_MIN_THRESHOLD",
+                "credit 50.00 is below the client's minimum balance of 50.01",
+            ),
             id="5-below-threshold",
         ),
         pytest.param(
-            [{**ENROLLED, "min_balance_threshold": money("50.00")}], {}, [],
+            [{**ENROLLED, "min_balance_threshold": money("50.00")}],
+            {},
+            [],
             (None, None, None),
             id="5-equal-to-threshold-passes",
         ),
         pytest.param(
-            [ENROLLED], {}, [ledger_row("R1", credit_id="C1", requested_date=D)],
+            [ENROLLED],
+            {},
+            [ledger_row("R1", credit_id="C1", requested_date=D)],
             (None, None, None),
             id="2-a-refund-of-this-run-is-decided-again",
         ),
@@ -105,9 +140,7 @@ def test_int_credits_screened_rules_1_to_5(unit, rules, credit, ledger, expected
             "main.refund_ledger": ledger,
         },
     )
-    assert only(rows, "screen_outcome", "screen_reason_code", "screen_reason_detail") == [
-        expected
-    ]
+    assert only(rows, "screen_outcome", "screen_reason_code", "screen_reason_detail") == [expected]
 
 
 def test_int_credits_screened_passes_the_window_as_read_and_drops_quarantined_credits(unit):
@@ -212,8 +245,12 @@ def test_rule_8_debit_pin_among_the_sales_that_cover_the_credit(unit):
         candidate("T1", card_type="DEBIT", cvm="PIN"),
         candidate("T2", "20.00"),
     ) == [
-        ("C1", "DEBIT_PIN_TRANSACTION", "sale T1 of 2026-01-04 was paid by debit card with PIN",
-         None)
+        (
+            "C1",
+            "DEBIT_PIN_TRANSACTION",
+            "sale T1 of 2026-01-04 was paid by debit card with PIN",
+            None,
+        )
     ]
 
 
@@ -252,16 +289,24 @@ def test_rule_9_a_card_is_valid_on_the_last_day_of_its_month(unit):
     [
         pytest.param(None, 180, (None, None, "T1"), id="default-180-in"),
         pytest.param(
-            None, 181,
-            ("REFUND_WINDOW_EXPIRED",
-             "sale T1 of 2025-07-08 is 181 days old; the window is 180 days", None),
+            None,
+            181,
+            (
+                "REFUND_WINDOW_EXPIRED",
+                "sale T1 of 2025-07-08 is 181 days old; the window is 180 days",
+                None,
+            ),
             id="default-181-out",
         ),
         pytest.param(30, 30, (None, None, "T1"), id="client-30-in"),
         pytest.param(
-            30, 31,
-            ("REFUND_WINDOW_EXPIRED",
-             "sale T1 of 2025-12-05 is 31 days old; the window is 30 days", None),
+            30,
+            31,
+            (
+                "REFUND_WINDOW_EXPIRED",
+                "sale T1 of 2025-12-05 is 31 days old; the window is 30 days",
+                None,
+            ),
             id="client-31-out",
         ),
     ],
@@ -284,8 +329,12 @@ def test_rules_7_to_10_narrow_the_candidates_in_order(unit):
         candidate("T3", card_type="DEBIT", cvm="PIN"),
         candidate("T4", "10.00"),
     ) == [
-        ("C1", "REFUND_WINDOW_EXPIRED",
-         "sale T2 of 2025-06-19 is 200 days old; the window is 180 days", None)
+        (
+            "C1",
+            "REFUND_WINDOW_EXPIRED",
+            "sale T2 of 2025-06-19 is 200 days old; the window is 180 days",
+            None,
+        )
     ]
 
 
@@ -325,8 +374,12 @@ def test_rule_11_the_proposed_sale_carries_what_the_allocation_reads(unit):
 
 def test_int_credit_candidates_are_the_sales_of_the_same_client_and_account(unit):
     def sale(txn_id: str, client: str = "CL1", account: str = "A1") -> dict:
-        return {"txn_id": txn_id, "client_id": client, "account_id": account,
-                "remaining_amount": money("10.00")}
+        return {
+            "txn_id": txn_id,
+            "client_id": client,
+            "account_id": account,
+            "remaining_amount": money("10.00"),
+        }
 
     rows = unit.build(
         "int_credit_candidates",
@@ -336,7 +389,9 @@ def test_int_credit_candidates_are_the_sales_of_the_same_client_and_account(unit
                 {**passed("C2"), "screen_outcome": "NOT_ENROLLED"},
             ],
             "intermediate.int_sales_remaining": [
-                sale("T1"), sale("T2", client="CL2"), sale("T3", account="A2"),
+                sale("T1"),
+                sale("T2", client="CL2"),
+                sale("T3", account="A2"),
             ],
         },
     )
@@ -348,8 +403,9 @@ def test_int_credit_candidates_are_the_sales_of_the_same_client_and_account(unit
 # After rule 11: int_credits_allocated_to_sales shares a sale among its credits.
 
 
-def proposed(credit_id: str, amount: str, credit_date: dt.date, txn_id: str = "T1",
-             remaining: str = "100.00") -> dict:
+def proposed(
+    credit_id: str, amount: str, credit_date: dt.date, txn_id: str = "T1", remaining: str = "100.00"
+) -> dict:
     return {
         **credit_columns(credit_id, amount),
         "credit_date": credit_date,
@@ -397,8 +453,16 @@ def test_allocation_admits_in_credit_date_then_id_order_within_remaining(unit):
         ("C5", None, None),
     ]
     assert set(rows[0]) == {
-        "credit_id", "client_id", "account_id", "credit_amount", "credit_date",
-        "original_txn_id", "remaining_amount", "card_token", "card_last4", "reason_code",
+        "credit_id",
+        "client_id",
+        "account_id",
+        "credit_amount",
+        "credit_date",
+        "original_txn_id",
+        "remaining_amount",
+        "card_token",
+        "card_last4",
+        "reason_code",
         "reason_detail",
     }
 
@@ -426,21 +490,51 @@ def test_stg_imagineone__credits_types_the_snapshot_of_d(unit):
                     "C3,CL1,A1,1.00,2026-02-30",
                     "C3,CL1,A1,1.00,2026-01-01",
                 ),
-                *landing_lines("credits_20260104.csv", "C9,CL1,A1,1.00,2026-01-01",
-                               file_date=D - DAY),
+                *landing_lines(
+                    "credits_20260104.csv", "C9,CL1,A1,1.00,2026-01-01", file_date=D - DAY
+                ),
             ]
         },
     )
-    assert only(rows, "line_number", "credit_id", "account_id", "credit_amount", "credit_date",
-                "raw_line", "dq_error") == [
+    assert only(
+        rows,
+        "line_number",
+        "credit_id",
+        "account_id",
+        "credit_amount",
+        "credit_date",
+        "raw_line",
+        "dq_error",
+    ) == [
         (2, "C1", None, money("12.50"), dt.date(2026, 1, 4), None, None),
-        (3, "C2", "A1", None, dt.date(2026, 1, 4), "C2,CL1,A1,1.234,2026-01-04",
-         "credit_amount has more than two decimals: 1.234"),
-        (4, "C3", "A1", money("1.00"), None, "C3,CL1,A1,1.00,2026-02-30",
-         "credit_id C3 appears on 2 lines of this file; "
-         "credit_date is not a date (YYYY-MM-DD): 2026-02-30"),
-        (5, "C3", "A1", money("1.00"), dt.date(2026, 1, 1), "C3,CL1,A1,1.00,2026-01-01",
-         "credit_id C3 appears on 2 lines of this file"),
+        (
+            3,
+            "C2",
+            "A1",
+            None,
+            dt.date(2026, 1, 4),
+            "C2,CL1,A1,1.234,2026-01-04",
+            "credit_amount has more than two decimals: 1.234",
+        ),
+        (
+            4,
+            "C3",
+            "A1",
+            money("1.00"),
+            None,
+            "C3,CL1,A1,1.00,2026-02-30",
+            "credit_id C3 appears on 2 lines of this file; "
+            "credit_date is not a date (YYYY-MM-DD): 2026-02-30",
+        ),
+        (
+            5,
+            "C3",
+            "A1",
+            money("1.00"),
+            dt.date(2026, 1, 1),
+            "C3,CL1,A1,1.00,2026-01-01",
+            "credit_id C3 appears on 2 lines of this file",
+        ),
     ]
 
 
@@ -457,14 +551,25 @@ def test_stg_imagineone__client_rules_types_and_leaves_defaults_to_the_rules(uni
             )
         },
     )
-    assert only(rows, "client_id", "auto_refunds_enabled", "min_balance_threshold",
-                "refund_window_days", "dq_error") == [
+    assert only(
+        rows,
+        "client_id",
+        "auto_refunds_enabled",
+        "min_balance_threshold",
+        "refund_window_days",
+        "dq_error",
+    ) == [
         # An empty window stays empty here: its 180 days is rule 10's (int_credits_matched).
         ("CL1", True, None, None, None),
         ("CL2", False, money("10.00"), 30, None),
-        ("CL3", None, None, None,
-         "auto_refunds_enabled must be true or false, found yes; "
-         "refund_window_days is not a whole number of days: ninety"),
+        (
+            "CL3",
+            None,
+            None,
+            None,
+            "auto_refunds_enabled must be true or false, found yes; "
+            "refund_window_days is not a whole number of days: ninety",
+        ),
     ]
 
 
@@ -482,32 +587,111 @@ def test_stg_imaginepay__transactions_types_each_registered_extract(unit):
     for day, lines in files.items():
         path = layout.transactions(day)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("txn_id,client_id,account_id,txn_type,original_txn_id,merchant_reference,"
-                        "amount,txn_date,status,card_type,cvm,card_exp,card_token,card_last4\n"
-                        + lines)
-        registered.append({"source_file": path.name, "file_kind": "transactions",
-                           "file_date": day, "sha256": sha256_of(path),
-                           "data_lines": lines.count("\n")})
+        path.write_text(
+            "txn_id,client_id,account_id,txn_type,original_txn_id,merchant_reference,"
+            "amount,txn_date,status,card_type,cvm,card_exp,card_token,card_last4\n" + lines
+        )
+        registered.append(
+            {
+                "source_file": path.name,
+                "file_kind": "transactions",
+                "file_date": day,
+                "sha256": sha256_of(path),
+                "data_lines": lines.count("\n"),
+            }
+        )
     rows = unit.build("stg_imaginepay__transactions", {"landing.files": registered})
-    assert only(rows, "file_date", "line_number", "txn_id", "txn_type", "original_txn_id",
-                "merchant_reference", "amount", "status", "card_type", "cvm", "card_exp",
-                "dq_error", "superseded_on") == [
-        (D - DAY, 2, "T1", "SALE", None, None, money("100.00"), "PENDING", "CREDIT", "PIN",
-         "12/27", None, D),
-        (D, 2, "T1", "SALE", None, None, money("100.00"), "SETTLED", "CREDIT", "PIN", "12/27",
-         None, None),
-        (D, 3, "R1", "REFUND", "T1", "AR1", money("10.00"), "SETTLED", None, None, None, None,
-         None),
-        (D, 4, "T2", "SALE", None, None, money("0.00"), "SETTLED", "DEBIT", "NONE", "13/27",
-         "amount must be above zero, found 0.00; card_exp is not MM/YY", None),
+    assert only(
+        rows,
+        "file_date",
+        "line_number",
+        "txn_id",
+        "txn_type",
+        "original_txn_id",
+        "merchant_reference",
+        "amount",
+        "status",
+        "card_type",
+        "cvm",
+        "card_exp",
+        "dq_error",
+        "superseded_on",
+    ) == [
+        (
+            D - DAY,
+            2,
+            "T1",
+            "SALE",
+            None,
+            None,
+            money("100.00"),
+            "PENDING",
+            "CREDIT",
+            "PIN",
+            "12/27",
+            None,
+            D,
+        ),
+        (
+            D,
+            2,
+            "T1",
+            "SALE",
+            None,
+            None,
+            money("100.00"),
+            "SETTLED",
+            "CREDIT",
+            "PIN",
+            "12/27",
+            None,
+            None,
+        ),
+        (
+            D,
+            3,
+            "R1",
+            "REFUND",
+            "T1",
+            "AR1",
+            money("10.00"),
+            "SETTLED",
+            None,
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            D,
+            4,
+            "T2",
+            "SALE",
+            None,
+            None,
+            money("0.00"),
+            "SETTLED",
+            "DEBIT",
+            "NONE",
+            "13/27",
+            "amount must be above zero, found 0.00; card_exp is not MM/YY",
+            None,
+        ),
     ]
     assert [row["raw_line"] is None for row in rows] == [True, True, True, False]
 
 
 def test_int_imaginepay__transactions_known_at_date_is_the_latest_readable_version(unit):
     def typed(txn_id: str, file_date: dt.date, **values) -> dict:
-        return {"txn_id": txn_id, "file_date": file_date, "source_file": f"t_{file_date}.csv",
-                "line_number": 2, "dq_error": None, "superseded_on": None, **values}
+        return {
+            "txn_id": txn_id,
+            "file_date": file_date,
+            "source_file": f"t_{file_date}.csv",
+            "line_number": 2,
+            "dq_error": None,
+            "superseded_on": None,
+            **values,
+        }
 
     rows = unit.build(
         "int_imaginepay__transactions_known_at_date",
@@ -530,14 +714,31 @@ def test_int_imaginepay__transactions_known_at_date_is_the_latest_readable_versi
 
 def test_int_sales_remaining_less_every_refund_counted_once(unit):
     def known(txn_id: str, txn_type: str = "SALE", amount: str = "100.00", **values) -> dict:
-        return {"txn_id": txn_id, "client_id": "CL1", "account_id": "A1", "txn_type": txn_type,
-                "amount": money(amount), "txn_date": D - DAY, "status": "SETTLED",
-                "card_type": "CREDIT", "cvm": "PIN", "card_exp": "12/27",
-                "card_token": f"tok_{txn_id}", "card_last4": "1111", **values}
+        return {
+            "txn_id": txn_id,
+            "client_id": "CL1",
+            "account_id": "A1",
+            "txn_type": txn_type,
+            "amount": money(amount),
+            "txn_date": D - DAY,
+            "status": "SETTLED",
+            "card_type": "CREDIT",
+            "cvm": "PIN",
+            "card_exp": "12/27",
+            "card_token": f"tok_{txn_id}",
+            "card_last4": "1111",
+            **values,
+        }
 
     def processor_refund(txn_id, original, amount, status="SETTLED", reference=None):
-        return known(txn_id, "REFUND", amount, original_txn_id=original, status=status,
-                     merchant_reference=reference)
+        return known(
+            txn_id,
+            "REFUND",
+            amount,
+            original_txn_id=original,
+            status=status,
+            merchant_reference=reference,
+        )
 
     rows = unit.build(
         "int_sales_remaining",
@@ -572,8 +773,17 @@ def test_int_sales_remaining_less_every_refund_counted_once(unit):
         ("T5", money("100.00"), money("100.00")),
     ]
     assert set(rows[0]) == {
-        "txn_id", "client_id", "account_id", "txn_date", "amount", "card_type", "cvm",
-        "card_exp", "card_token", "card_last4", "remaining_amount",
+        "txn_id",
+        "client_id",
+        "account_id",
+        "txn_date",
+        "amount",
+        "card_type",
+        "cvm",
+        "card_exp",
+        "card_token",
+        "card_last4",
+        "remaining_amount",
     }
 
 
@@ -592,30 +802,44 @@ def test_credit_outcomes_one_outcome_per_credit(unit):
         "credit_outcomes",
         {
             "intermediate.int_credits_screened": [
-                {**passed("C1"), "screen_outcome": "NOT_ENROLLED",
-                 "screen_reason_detail": "client CL1 has not enabled auto-refunds"},
-                {**passed("C2"), "screen_outcome": "EXCEPTION",
-                 "screen_reason_code": "MISSING_REQUIREMENTS",
-                 "screen_reason_detail": "credit has no account_id"},
+                {
+                    **passed("C1"),
+                    "screen_outcome": "NOT_ENROLLED",
+                    "screen_reason_detail": "client CL1 has not enabled auto-refunds",
+                },
+                {
+                    **passed("C2"),
+                    "screen_outcome": "EXCEPTION",
+                    "screen_reason_code": "MISSING_REQUIREMENTS",
+                    "screen_reason_detail": "credit has no account_id",
+                },
                 passed("C3"),
                 passed("C4"),
                 passed("C5"),
             ],
             "intermediate.int_credits_matched_to_sales": [
-                {**proposed("C3", "50.00", D - DAY), "reason_code": "CARD_EXPIRED",
-                 "reason_detail": "card expired", "original_txn_id": None},
+                {
+                    **proposed("C3", "50.00", D - DAY),
+                    "reason_code": "CARD_EXPIRED",
+                    "reason_detail": "card expired",
+                    "original_txn_id": None,
+                },
                 proposed("C4", "50.00", D - DAY),
                 proposed("C5", "50.00", D - DAY),
             ],
             "intermediate.int_credits_allocated_to_sales": [
                 allocated("C4"),
-                {**allocated("C5"), "reason_code": "CREDIT_EXCEEDS_TRANSACTION",
-                 "reason_detail": "exceeds"},
+                {
+                    **allocated("C5"),
+                    "reason_code": "CREDIT_EXCEEDS_TRANSACTION",
+                    "reason_detail": "exceeds",
+                },
             ],
         },
     )
-    assert only(rows, "credit_id", "outcome", "reason_code", "reason_detail",
-                "original_txn_id", "refund_id") == [
+    assert only(
+        rows, "credit_id", "outcome", "reason_code", "reason_detail", "original_txn_id", "refund_id"
+    ) == [
         ("C1", "NOT_ENROLLED", None, "client CL1 has not enabled auto-refunds", None, None),
         ("C2", "EXCEPTION", "MISSING_REQUIREMENTS", "credit has no account_id", None, None),
         ("C3", "EXCEPTION", "CARD_EXPIRED", "card expired", None, None),
@@ -685,9 +909,13 @@ def test_tickler_refund_exceptions_the_eligibility_exceptions(unit):
 
 def test_quarantine_rows_every_unreadable_line_of_the_run_masked(unit):
     def line(source_file: str, number: int, error: str | None, **values) -> dict:
-        return {"source_file": source_file, "line_number": number,
-                "raw_line": error and f"{source_file} 4111111111111111", "dq_error": error,
-                **values}
+        return {
+            "source_file": source_file,
+            "line_number": number,
+            "raw_line": error and f"{source_file} 4111111111111111",
+            "dq_error": error,
+            **values,
+        }
 
     rows = unit.build(
         "quarantine_rows",
@@ -712,8 +940,12 @@ def test_quarantine_rows_keep_a_line_that_is_not_utf8_without_its_mark(unit):
         "quarantine_rows",
         {
             "staging.stg_imagineone__credits": [
-                {"source_file": "c.csv", "line_number": 4, "raw_line": "\x01C2,caf\\xe9",
-                 "dq_error": "line is not valid UTF-8"},
+                {
+                    "source_file": "c.csv",
+                    "line_number": 4,
+                    "raw_line": "\x01C2,caf\\xe9",
+                    "dq_error": "line is not valid UTF-8",
+                },
             ],
         },
     )

@@ -10,8 +10,14 @@ from model_units import D, ledger_row, money, only
 DAY = dt.timedelta(days=1)
 
 
-def payment(payment_id: str, refund_id: str | None, amount: str, status: str = "APPROVED",
-            line_number: int = 2, **values) -> dict:
+def payment(
+    payment_id: str,
+    refund_id: str | None,
+    amount: str,
+    status: str = "APPROVED",
+    line_number: int = 2,
+    **values,
+) -> dict:
     """A readable row of staging.stg_imaginepay__payments."""
     return {
         "source_file": "payments_20260105.csv",
@@ -36,8 +42,12 @@ def test_stg_imaginepay__payments_types_the_file_of_d(unit):
         "stg_imaginepay__payments",
         {
             "landing.imaginepay__payments": [
-                {"source_file": "payments_20260105.csv", "file_date": D, "line_number": n,
-                 "raw_line": line}
+                {
+                    "source_file": "payments_20260105.csv",
+                    "file_date": D,
+                    "line_number": n,
+                    "raw_line": line,
+                }
                 for n, line in [
                     (2, "P1,CL1,A1,T1,AR1,-50.00,approved,00,ok,2026-01-05"),
                     (3, "P2,CL1,A1,T2,,12.00,MAYBE,,,2026-01-05"),
@@ -45,11 +55,26 @@ def test_stg_imaginepay__payments_types_the_file_of_d(unit):
             ]
         },
     )
-    assert only(rows, "line_number", "payment_id", "refund_id", "payment_amount", "status",
-                "processed_date", "dq_error") == [
+    assert only(
+        rows,
+        "line_number",
+        "payment_id",
+        "refund_id",
+        "payment_amount",
+        "status",
+        "processed_date",
+        "dq_error",
+    ) == [
         (2, "P1", "AR1", money("-50.00"), "APPROVED", D, None),
-        (3, "P2", None, money("12.00"), "MAYBE", D,
-         "status has unknown code MAYBE (expected one of APPROVED, DECLINED)"),
+        (
+            3,
+            "P2",
+            None,
+            money("12.00"),
+            "MAYBE",
+            D,
+            "status has unknown code MAYBE (expected one of APPROVED, DECLINED)",
+        ),
     ]
 
 
@@ -91,22 +116,39 @@ def test_int_payments_matched_to_refunds_each_answer_against_the_refund_we_sent(
             "main.refund_ledger_events": [
                 {"refund_id": refund_id, "status": status, "as_of_date": when}
                 for refund_id, status, when in [
-                    ("AR4", "REFUNDED", D - DAY), ("AR5", "DECLINED", D - DAY),
-                    ("AR6", "REFUNDED", D), ("AR7", "REFUNDED", D + DAY),
+                    ("AR4", "REFUNDED", D - DAY),
+                    ("AR5", "DECLINED", D - DAY),
+                    ("AR6", "REFUNDED", D),
+                    ("AR7", "REFUNDED", D + DAY),
                     ("AR8", "AMOUNT_MISMATCH", D - DAY),
                 ]
             ],
             "main.payment_postings": [
-                {"as_of_date": when, "payment_id": payment_id, "refund_id": refund_id,
-                 "payment_amount": money("-50.00")}
+                {
+                    "as_of_date": when,
+                    "payment_id": payment_id,
+                    "refund_id": refund_id,
+                    "payment_amount": money("-50.00"),
+                }
                 for when, payment_id, refund_id in [
-                    (D - DAY, "P0", "AR4"), (D, "P9", "AR6"), (D + DAY, "P70", "AR7"),
+                    (D - DAY, "P0", "AR4"),
+                    (D, "P9", "AR6"),
+                    (D + DAY, "P70", "AR7"),
                 ]
             ],
         },
     )
-    assert only(rows, "payment_id", "refund_id", "credit_id", "refund_amount", "outcome",
-                "to_post", "moves_ledger", "answered_before") == [
+    assert only(
+        rows,
+        "payment_id",
+        "refund_id",
+        "credit_id",
+        "refund_amount",
+        "outcome",
+        "to_post",
+        "moves_ledger",
+        "answered_before",
+    ) == [
         ("P1", "AR1", "C_AR1", money("50.00"), "REFUNDED", True, True, False),
         ("P10", "AR7", "C_AR7", money("50.00"), "DECLINED", False, False, True),
         ("P11", "AR8", "C_AR8", money("50.00"), "REFUNDED", True, True, True),
@@ -140,10 +182,12 @@ def test_int_refunds_unanswered_three_days_after_the_file_once(unit):
                 # Answered in this file.
                 ledger_row("AR3", requested_date=three_days_ago),
                 # Raised by this date's first run: raised again by its rerun, not by another date.
-                ledger_row("AR4", requested_date=three_days_ago, status="UNANSWERED",
-                           status_date=D),
-                ledger_row("AR5", requested_date=D - 4 * DAY, status="UNANSWERED",
-                           status_date=D - DAY),
+                ledger_row(
+                    "AR4", requested_date=three_days_ago, status="UNANSWERED", status_date=D
+                ),
+                ledger_row(
+                    "AR5", requested_date=D - 4 * DAY, status="UNANSWERED", status_date=D - DAY
+                ),
                 ledger_row("AR6", requested_date=three_days_ago, status="REFUNDED"),
             ],
             "intermediate.int_payments_matched_to_refunds": [
@@ -152,31 +196,56 @@ def test_int_refunds_unanswered_three_days_after_the_file_once(unit):
             ],
         },
     )
-    assert only(rows, "refund_id", "credit_id", "refund_amount", "requested_date",
-                "days_unanswered") == [
+    assert only(
+        rows, "refund_id", "credit_id", "refund_amount", "requested_date", "days_unanswered"
+    ) == [
         ("AR1", "C_AR1", money("50.00"), three_days_ago, 3),
         ("AR4", "C_AR4", money("50.00"), three_days_ago, 3),
     ]
 
 
-def matched(refund_id: str, payment_id: str, outcome: str, line_number: int | None = None,
-            moves_ledger: bool = True, detail: str | None = None, **values) -> dict:
+def matched(
+    refund_id: str,
+    payment_id: str,
+    outcome: str,
+    line_number: int | None = None,
+    moves_ledger: bool = True,
+    detail: str | None = None,
+    **values,
+) -> dict:
     """A row of intermediate.int_payments_matched_to_refunds."""
-    return {"refund_id": refund_id, "payment_id": payment_id, "outcome": outcome,
-            "source_file": "p.csv", "line_number": line_number, "moves_ledger": moves_ledger,
-            "to_post": False, "answered_before": False, "detail": detail, **values}
+    return {
+        "refund_id": refund_id,
+        "payment_id": payment_id,
+        "outcome": outcome,
+        "source_file": "p.csv",
+        "line_number": line_number,
+        "moves_ledger": moves_ledger,
+        "to_post": False,
+        "answered_before": False,
+        "detail": detail,
+        **values,
+    }
 
 
 MATCHED = [
     matched("AR1", "P1", "REFUNDED", 2, detail="approved", to_post=True),
-    matched("AR2", "P2", "DECLINED", 3, detail="declined 54", response_code="54",
-            response_message="expired card"),
+    matched(
+        "AR2",
+        "P2",
+        "DECLINED",
+        3,
+        detail="declined 54",
+        response_code="54",
+        response_message="expired card",
+    ),
     matched("AR3", "P3", "AMOUNT_MISMATCH", 4, detail="returned -49.00"),
     matched("AR9", "P4", "UNMATCHED", 5, moves_ledger=False),
     # Answered again by this file, after a later date's file answered: its exception is
     # raised, the ledger holds the later answer.
-    matched("AR5", "P5", "DECLINED", 6, moves_ledger=False, detail="declined 05",
-            answered_before=True),
+    matched(
+        "AR5", "P5", "DECLINED", 6, moves_ledger=False, detail="declined 05", answered_before=True
+    ),
     # A second approval: nothing to post, nothing to move.
     matched("AR6", "P6", "REFUNDED", 7, moves_ledger=False, answered_before=True),
 ]
@@ -192,13 +261,28 @@ def test_refund_ledger_transitions_the_moves_of_d(unit):
             ],
         },
     )
-    assert only(rows, "as_of_date", "refund_id", "status", "source_file", "line_number",
-                "response_code", "detail") == [
+    assert only(
+        rows,
+        "as_of_date",
+        "refund_id",
+        "status",
+        "source_file",
+        "line_number",
+        "response_code",
+        "detail",
+    ) == [
         (D, "AR1", "REFUNDED", "p.csv", 2, None, "approved"),
         (D, "AR2", "DECLINED", "p.csv", 3, "54", "declined 54"),
         (D, "AR3", "AMOUNT_MISMATCH", "p.csv", 4, None, "returned -49.00"),
-        (D, "AR4", "UNANSWERED", None, None, None,
-         "no answer from ImaginePay 3 days after refunds_20260102.csv"),
+        (
+            D,
+            "AR4",
+            "UNANSWERED",
+            None,
+            None,
+            None,
+            "no answer from ImaginePay 3 days after refunds_20260102.csv",
+        ),
     ]
 
 
@@ -210,7 +294,9 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_answers_and_of_d_
             "marts.refund_ledger_transitions": [
                 {"as_of_date": D, "refund_id": refund_id, "status": status, "detail": "why"}
                 for refund_id, status in [
-                    ("AR1", "REFUNDED"), ("AR2", "DECLINED"), ("AR3", "AMOUNT_MISMATCH"),
+                    ("AR1", "REFUNDED"),
+                    ("AR2", "DECLINED"),
+                    ("AR3", "AMOUNT_MISMATCH"),
                     ("AR4", "UNANSWERED"),
                 ]
             ],
@@ -218,8 +304,12 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_answers_and_of_d_
             # What an earlier run of D aged (AR4, aged again; AR7, answered by a later date
             # since), and what another date aged (AR8).
             "main.refund_ledger_events": [
-                {"refund_id": refund_id, "status": "UNANSWERED", "as_of_date": when,
-                 "detail": "aged"}
+                {
+                    "refund_id": refund_id,
+                    "status": "UNANSWERED",
+                    "as_of_date": when,
+                    "detail": "aged",
+                }
                 for refund_id, when in [("AR4", D), ("AR7", D), ("AR8", D - DAY)]
             ],
         },
@@ -246,8 +336,9 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_answers_and_of_d_
     ]
 
 
-def matched_payment(payment_id: str, refund_id: str, amount: str, outcome: str,
-                    to_post: bool) -> dict:
+def matched_payment(
+    payment_id: str, refund_id: str, amount: str, outcome: str, to_post: bool
+) -> dict:
     row = payment(payment_id, refund_id, amount)
     del row["dq_error"]
     return {**row, "outcome": outcome, "to_post": to_post}
@@ -277,9 +368,16 @@ def test_payment_postings_approved_payments_and_matched_refunds_once(unit):
         },
     )
     assert rows == [
-        {"as_of_date": D, "payment_id": payment_id, "client_id": "CL1", "account_id": "A1",
-         "txn_id": "T1", "refund_id": refund_id, "payment_amount": money(amount),
-         "processed_date": D}
+        {
+            "as_of_date": D,
+            "payment_id": payment_id,
+            "client_id": "CL1",
+            "account_id": "A1",
+            "txn_id": "T1",
+            "refund_id": refund_id,
+            "payment_amount": money(amount),
+            "processed_date": D,
+        }
         for payment_id, refund_id, amount in [("P1", None, "20.00"), ("P5", "AR1", "-50.00")]
     ]
 
@@ -297,12 +395,19 @@ def test_reconciliation_quarantine_rows_unreadable_lines_masked(unit):
         {
             "staging.stg_imaginepay__payments": [
                 payment("P1", None, "1.00"),
-                {**payment("P2", None, "1.00"), "raw_line": "P2,4111111111111111",
-                 "dq_error": "status is empty"},
+                {
+                    **payment("P2", None, "1.00"),
+                    "raw_line": "P2,4111111111111111",
+                    "dq_error": "status is empty",
+                },
             ]
         },
     )
     assert rows == [
-        {"source_file": "payments_20260105.csv", "line_number": 2,
-         "raw_line": "P2,************1111", "error": "status is empty"}
+        {
+            "source_file": "payments_20260105.csv",
+            "line_number": 2,
+            "raw_line": "P2,************1111",
+            "error": "status is empty",
+        }
     ]

@@ -72,9 +72,9 @@ def test_recording_a_refund_file_guards_the_credits_of_the_file(published, monke
     monkeypatch.setattr(
         ledger,
         "statement",
-        lambda name: "select 1 where false"
-        if name == "publish/refund_file_conflicts"
-        else statement(name),
+        lambda name: (
+            "select 1 where false" if name == "publish/refund_file_conflicts" else statement(name)
+        ),
     )
     published.query("update refund_ledger set refund_id = 'AR-OTHER'")
     published.query("delete from refund_files")

@@ -72,8 +72,18 @@ def warehouse(tmp_path_factory) -> Settings:
             csv_text(
                 PAYMENTS_HEADER,
                 [
-                    ("P1", "CL1", "A1", "IP-1", refunds["C1"], "-50.00", "APPROVED", "00", "ok",
-                     "2026-01-05"),
+                    (
+                        "P1",
+                        "CL1",
+                        "A1",
+                        "IP-1",
+                        refunds["C1"],
+                        "-50.00",
+                        "APPROVED",
+                        "00",
+                        "ok",
+                        "2026-01-05",
+                    ),
                     ("P2", "CL1", "A1", "IP-2", "", "12.00", "APPROVED", "00", "ok", "2026-01-05"),
                 ],
             )
@@ -214,4 +224,3 @@ def test_statements_cover_every_sql_file(warehouse):
     ]
     missing = [str(path.relative_to(sql_dir)) for path in files if path.read_text() not in checked]
     assert not missing
-

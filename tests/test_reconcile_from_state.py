@@ -54,9 +54,7 @@ def test_one_run_reconciles_every_answered_date_oldest_first(airflow_db, setting
 
 
 @pytest.mark.parametrize("missing", [0, 2])
-def test_a_date_without_its_payment_file_waits_and_the_others_go_on(
-    airflow_db, settings, missing
-):
+def test_a_date_without_its_payment_file_waits_and_the_others_go_on(airflow_db, settings, missing):
     from auto_refunds import reconciliation
 
     sample_data.generate(settings.data_dir, sample_data.Spec(DAYS[0], 3, 200, 800, seed=6))

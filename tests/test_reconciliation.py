@@ -299,8 +299,14 @@ def test_a_refund_answered_again_later_is_not_posted_twice(sent, caplog):
 
 
 def declined(payment_id: str, amount: str, refund_id: str) -> tuple:
-    return payment(payment_id, amount, refund_id=refund_id, status="DECLINED", code="05",
-                   message="Do not honor")
+    return payment(
+        payment_id,
+        amount,
+        refund_id=refund_id,
+        status="DECLINED",
+        code="05",
+        message="Do not honor",
+    )
 
 
 def events(scenario: Scenario, refund_id: str) -> list[tuple]:
@@ -317,10 +323,15 @@ def test_a_decline_after_a_posted_approval_is_raised_and_frees_nothing(sent):
     write_payments(scenario, day(1), declined("P2", "-20.00", refunds["C2"]))
     result = reconciliation.run_all(day(1), scenario.settings)
     assert (result.declined, result.repeated_answers, result.postings) == (1, 1, 0)
-    assert exceptions(scenario) == [(
-        day(1), "C2", "REFUND_DECLINED", f"refund {refunds['C2']}: declined 05 Do not honor",
-        refunds["C2"],
-    )]
+    assert exceptions(scenario) == [
+        (
+            day(1),
+            "C2",
+            "REFUND_DECLINED",
+            f"refund {refunds['C2']}: declined 05 Do not honor",
+            refunds["C2"],
+        )
+    ]
     # The approval stays posted (a published postings file is never taken back), and the
     # refund stays refunded: its 20.00 still counts against T1 (500.00 less 50, 20 and 30
     # leaves 400.00, short of 410.00), and C2 is not refunded again.
@@ -336,7 +347,8 @@ def test_a_decline_after_a_posted_approval_is_raised_and_frees_nothing(sent):
 def test_two_answers_in_one_file_each_act_and_the_approval_holds(sent):
     scenario, refunds = sent
     write_payments(
-        scenario, D0,
+        scenario,
+        D0,
         declined("P0", "-20.00", refunds["C2"]),
         payment("P1", "-20.00", refund_id=refunds["C2"]),
         declined("P2", "-20.00", refunds["C2"]),
@@ -351,8 +363,11 @@ def test_two_answers_in_one_file_each_act_and_the_approval_holds(sent):
     assert [line.split(",")[0] for line in postings(scenario, D0)[1:]] == ["P1"]
     assert [(r[1], r[2], r[3].split(": ", 1)[1]) for r in exceptions(scenario)] == [
         ("C2", "REFUND_DECLINED", "declined 05 Do not honor"),
-        ("C2", "REFUND_DECLINED",
-         "declined 05 Do not honor (this file approved it before, as payment P1)"),
+        (
+            "C2",
+            "REFUND_DECLINED",
+            "declined 05 Do not honor (this file approved it before, as payment P1)",
+        ),
     ]
 
 
@@ -364,9 +379,7 @@ def test_two_answers_in_one_file_each_act_and_the_approval_holds(sent):
         ([1, 2, 0, 1, 0, 2], [(1, "REFUNDED")]),
     ],
 )
-def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(
-    settings, order, moves
-):
+def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(settings, order, moves):
     """Declined by D0's file, approved by day 1's, declined again by day 2's, reconciled in the
     order given (with reruns): the ledger, the postings and the exceptions end as in date
     order. The events are what the ledger went through."""
@@ -381,15 +394,14 @@ def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(
     for n in order:
         reconciliation.run_all(day(n), scenario.settings)
     assert ledger(scenario)["C2"] == ("REFUNDED", day(1), "payments_20260106.csv", 2)
-    assert scenario.query("select as_of_date, payment_id from payment_postings") == [
-        (day(1), "P2")
-    ]
+    assert scenario.query("select as_of_date, payment_id from payment_postings") == [(day(1), "P2")]
     assert [postings(scenario, day(n))[1:] for n in range(3)] == [
-        [], [f"P2,CL1,A1,IP-P2,{refund_id},-20.00,2026-01-05"], []
+        [],
+        [f"P2,CL1,A1,IP-P2,{refund_id},-20.00,2026-01-05"],
+        [],
     ]
     assert [(r[0], r[2], r[3]) for r in exceptions(scenario)] == [
-        (day(n), "REFUND_DECLINED", f"refund {refund_id}: declined 05 Do not honor")
-        for n in (0, 2)
+        (day(n), "REFUND_DECLINED", f"refund {refund_id}: declined 05 Do not honor") for n in (0, 2)
     ]
     assert [(when, state) for when, state in events(scenario, refund_id) if state != "SENT"] == [
         (day(n), state) for n, state in moves
@@ -403,9 +415,16 @@ def test_of_two_files_answering_alike_the_earlier_one_holds(sent, order):
     scenario, refunds = sent
     write_payments(scenario, D0, declined("P1", "-20.00", refunds["C2"]))
     write_payments(
-        scenario, day(1),
-        payment("P2", "-20.00", refund_id=refunds["C2"], status="DECLINED", code="51",
-                message="Insufficient funds"),
+        scenario,
+        day(1),
+        payment(
+            "P2",
+            "-20.00",
+            refund_id=refunds["C2"],
+            status="DECLINED",
+            code="51",
+            message="Insufficient funds",
+        ),
     )
     for n in order:
         reconciliation.run_all(day(n), scenario.settings)
@@ -415,9 +434,7 @@ def test_of_two_files_answering_alike_the_earlier_one_holds(sent, order):
     ) == [("05", "Do not honor")]
 
 
-def test_an_approval_after_a_decline_says_the_sale_may_be_refunded_beyond_its_amount(
-    sent, caplog
-):
+def test_an_approval_after_a_decline_says_the_sale_may_be_refunded_beyond_its_amount(sent, caplog):
     scenario, refunds = sent
     write_payments(scenario, D0, declined("P1", "-20.00", refunds["C2"]))
     reconciliation.run_all(D0, scenario.settings)

@@ -203,5 +203,7 @@ def test_a_stale_publish_says_why_it_decides_again(inputs, tmp_path, monkeypatch
     daily.audit(D1, settings)
     daily.run_all(D2, settings)
     daily.publish(D1, settings)
-    assert "Deciding 2026-03-02 again before publishing it: the working tables hold the run of " \
+    assert (
+        "Deciding 2026-03-02 again before publishing it: the working tables hold the run of "
         "2026-03-03" in caplog.text
+    )

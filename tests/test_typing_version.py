@@ -168,8 +168,13 @@ class _Semantic(ast.NodeTransformer):
 
     def visit_FunctionDef(self, node):
         node.returns = None
-        for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,
-                    node.args.vararg, node.args.kwarg]:
+        for arg in [
+            *node.args.posonlyargs,
+            *node.args.args,
+            *node.args.kwonlyargs,
+            node.args.vararg,
+            node.args.kwarg,
+        ]:
             if arg is not None:
                 arg.annotation = None
         return self._body(node)

@@ -104,7 +104,10 @@ def test_what_a_killed_writer_spilled_is_removed_by_the_next_writer(settings):
     }
     writer = subprocess.Popen(
         [sys.executable, "-c", SPILLING_WRITER],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     # A writer that hangs before it says so is killed all the same: readline then ends.
     deadline = threading.Timer(120, writer.kill)

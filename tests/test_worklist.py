@@ -72,7 +72,8 @@ def test_a_refresh_rewrites_the_same_snapshot_and_says_what_it_wrote(worklist, c
     assert summary["rows"]["exceptions"] > 0
     assert [r.getMessage() for r in caplog.records if r.name == snapshot.__name__] == [
         f"Worklist snapshot of {dates[0]} written: {after} ("
-        + ", ".join(f"{name} {count} rows" for name, count in summary["rows"].items()) + ")"
+        + ", ".join(f"{name} {count} rows" for name, count in summary["rows"].items())
+        + ")"
     ]
 
 
@@ -128,12 +129,22 @@ def test_a_refresh_killed_midway_leaves_the_last_snapshot_and_the_next_one_write
     before = snapshot.current(data_dir, day)
     rows = _snapshot_rows(before)
     killed = subprocess.run(
-        [sys.executable, "-c", "import datetime as dt, sys; "
-         "from auto_refunds.worklist.snapshot import refresh; "
-         "refresh(dt.date.fromisoformat(sys.argv[1]))", day.isoformat()],
-        env={**os.environ, "PYTHONPATH": str(REPO / "plugins"),
-             "AUTO_REFUNDS_DATA_DIR": str(data_dir), "AUTO_REFUNDS_CRASH_AT": crash_at},
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import datetime as dt, sys; "
+            "from auto_refunds.worklist.snapshot import refresh; "
+            "refresh(dt.date.fromisoformat(sys.argv[1]))",
+            day.isoformat(),
+        ],
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO / "plugins"),
+            "AUTO_REFUNDS_DATA_DIR": str(data_dir),
+            "AUTO_REFUNDS_CRASH_AT": crash_at,
+        },
+        capture_output=True,
+        text=True,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert snapshot.current(data_dir, day) == before
@@ -173,7 +184,10 @@ def test_resolutions_are_append_only_and_mask_card_numbers(worklist):
     with Reader(data_dir) as reader:
         row = _open(reader, dates[0])[0]
     key = resolutions.ExceptionKey(
-        row["as_of_date"], row["source"], row["credit_id"], row["reason_code"],
+        row["as_of_date"],
+        row["source"],
+        row["credit_id"],
+        row["reason_code"],
         row["refund_id"] or "",
     )
     resolutions.record(data_dir, [key], "OTHER", "card 4111 1111 1111 1111 on file", "clerk")
@@ -196,8 +210,13 @@ def test_resolutions_are_append_only_and_mask_card_numbers(worklist):
 
 
 def _key(row: dict) -> resolutions.ExceptionKey:
-    return resolutions.ExceptionKey(row["as_of_date"], row["source"], row["credit_id"],
-                                    row["reason_code"], row["refund_id"] or "")
+    return resolutions.ExceptionKey(
+        row["as_of_date"],
+        row["source"],
+        row["credit_id"],
+        row["reason_code"],
+        row["refund_id"] or "",
+    )
 
 
 def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(worklist):
@@ -212,8 +231,11 @@ def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(workli
     with Reader(data_dir) as reader:
         today = _open(reader, day, source="ELIGIBILITY")
         seen_today = {(r["credit_id"], r["reason_code"]) for r in today}
-        before = [r for r in _open(reader, earlier, source="ELIGIBILITY")
-                  if (r["credit_id"], r["reason_code"]) in seen_today]
+        before = [
+            r
+            for r in _open(reader, earlier, source="ELIGIBILITY")
+            if (r["credit_id"], r["reason_code"]) in seen_today
+        ]
         declined = _open(reader, earlier, source="RECONCILIATION")
     back, resolved_today = before[0], today[-1]
     resolutions.record(data_dir, [_key(back)], "KEPT_AS_CREDIT", "patient asked", "clerk")
@@ -227,9 +249,7 @@ def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(workli
 
     with Reader(data_dir) as reader:
         open_today = _open(reader, day)
-        resolved = _open(reader, day, status="resolved") + _open(
-            reader, earlier, status="resolved"
-        )
+        resolved = _open(reader, day, status="resolved") + _open(reader, earlier, status="resolved")
         facts = overview.of_date(reader, day)
         told = story.of_credit(reader, back["credit_id"])
     assert {(r["credit_id"], r["resolution"]) for r in resolved} == {
@@ -244,10 +264,11 @@ def test_resolutions_survive_reruns_and_a_credit_back_later_is_open_again(workli
     }
     assert sum(r["resolved"] for r in facts["by_reason"]) == 1
     assert sum(r["open"] for r in facts["by_reason"]) == len(open_today)
-    assert [(e["as_of_date"], e["resolution"]) for e in told["exceptions"]
-            if e["reason_code"] == back["reason_code"]][-2:] == [
-        (earlier, "KEPT_AS_CREDIT"), (day, None)
-    ]
+    assert [
+        (e["as_of_date"], e["resolution"])
+        for e in told["exceptions"]
+        if e["reason_code"] == back["reason_code"]
+    ][-2:] == [(earlier, "KEPT_AS_CREDIT"), (day, None)]
 
 
 def test_the_plugin_imports_nothing_heavy_where_airflow_loads_it():
@@ -264,7 +285,10 @@ def test_the_plugin_imports_nothing_heavy_where_airflow_loads_it():
         "print(p.AutoRefundsWorklistPlugin.external_views[0]['name'])"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
     ).stdout.split("\n")
     assert out[:2] == ["[]", "Auto-Refunds"]

@@ -20,8 +20,13 @@ from worklist_server import REPO, ApiServer, data_env, small_worklist
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "test-output" / "worklist"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 PAGES = [
     "/auto-refunds/",
@@ -66,8 +71,11 @@ def test_anonymous_requests_get_401_on_every_route(server):
             assert client.get(path).status_code == 401, path
         answer = client.post(
             "/auto-refunds/exceptions/resolve",
-            data={"key": "2026-03-02|ELIGIBILITY|CR0000000001|NO_MATCHING_TRANSACTION|",
-                  "resolution": "OTHER", "note": "x"},
+            data={
+                "key": "2026-03-02|ELIGIBILITY|CR0000000001|NO_MATCHING_TRANSACTION|",
+                "resolution": "OTHER",
+                "note": "x",
+            },
         )
         assert answer.status_code == 401
         bad = client.get("/auto-refunds/", cookies={"_token": "not-a-token"})
@@ -84,8 +92,11 @@ def test_a_viewer_reads_every_page_but_cannot_resolve(server, worklist):
         assert 'name="key"' not in page and "(read only)" in page
         answer = client.post(
             "/auto-refunds/exceptions/resolve",
-            data={"key": "2026-03-02|ELIGIBILITY|CR0000000001|NO_MATCHING_TRANSACTION|",
-                  "resolution": "OTHER", "note": "x"},
+            data={
+                "key": "2026-03-02|ELIGIBILITY|CR0000000001|NO_MATCHING_TRANSACTION|",
+                "resolution": "OTHER",
+                "note": "x",
+            },
         )
         assert answer.status_code == 403
 
@@ -95,8 +106,11 @@ def test_a_resolution_posted_from_another_site_is_refused(server):
     with httpx.Client(base_url=server.url, timeout=30, cookies={"_token": token}) as client:
         answer = client.post(
             "/auto-refunds/exceptions/resolve",
-            data={"key": "2026-03-02|ELIGIBILITY|CR0000000001|NO_MATCHING_TRANSACTION|",
-                  "resolution": "OTHER", "note": "x"},
+            data={
+                "key": "2026-03-02|ELIGIBILITY|CR0000000001|NO_MATCHING_TRANSACTION|",
+                "resolution": "OTHER",
+                "note": "x",
+            },
             headers={"Origin": "http://evil.example"},
         )
         assert answer.status_code == 403
@@ -105,8 +119,11 @@ def test_a_resolution_posted_from_another_site_is_refused(server):
         assert nothing.status_code == 400 and "no exception selected" in nothing.text
         unknown = client.post(
             "/auto-refunds/exceptions/resolve",
-            data={"key": "2026-03-02|ELIGIBILITY|NOPE|CARD_EXPIRED|", "resolution": "OTHER",
-                  "note": "x"},
+            data={
+                "key": "2026-03-02|ELIGIBILITY|NOPE|CARD_EXPIRED|",
+                "resolution": "OTHER",
+                "note": "x",
+            },
         )
         assert unknown.status_code == 400 and "no such exception" in unknown.text
 
@@ -128,8 +145,9 @@ def test_a_billing_clerk_works_the_queue_in_a_real_browser(server, worklist):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1000},
-                                          accept_downloads=True)
+            context = browser.new_context(
+                viewport={"width": 1440, "height": 1000}, accept_downloads=True
+            )
             page = context.new_page()
             page.on("dialog", lambda dialog: dialog.accept())
             page.set_default_timeout(60_000)
@@ -155,9 +173,7 @@ def test_a_billing_clerk_works_the_queue_in_a_real_browser(server, worklist):
             view.locator('input[name="end"]').fill(str(dates[0]))
             view.locator('select[name="reason"]').select_option("NO_MATCHING_TRANSACTION")
             view.get_by_role("button", name="Filter").click()
-            expect(view.locator("#queue tbody tr").first).to_contain_text(
-                "NO_MATCHING_TRANSACTION"
-            )
+            expect(view.locator("#queue tbody tr").first).to_contain_text("NO_MATCHING_TRANSACTION")
             reasons = view.locator("#queue tbody tr td:nth-child(7)").all_inner_texts()
             assert reasons and set(reasons) == {"NO_MATCHING_TRANSACTION"}
             count_before = int(view.locator("#row-count").inner_text().split()[0])
@@ -266,13 +282,17 @@ def test_every_page_answers_while_a_dag_run_writes(server, worklist):
             for path in PAGES:
                 started = time.monotonic()
                 answer = client.get(path, follow_redirects=True)
-                answers.append((path, answer.status_code, time.monotonic() - started,
-                                runner.is_alive()))
+                answers.append(
+                    (path, answer.status_code, time.monotonic() - started, runner.is_alive())
+                )
             if not resolved:
                 answer = client.post(
                     "/auto-refunds/exceptions/resolve",
-                    data={"key": _an_open_exception(client, dates[1]),
-                          "resolution": "KEPT_AS_CREDIT", "note": "patient asked"},
+                    data={
+                        "key": _an_open_exception(client, dates[1]),
+                        "resolution": "KEPT_AS_CREDIT",
+                        "note": "patient asked",
+                    },
                 )
                 answers.append(("resolve", answer.status_code, 0, runner.is_alive()))
                 resolved = answer.status_code == 303
@@ -293,4 +313,4 @@ def _an_open_exception(client, day: dt.date) -> str:
     page = client.get("/auto-refunds/exceptions", params={"start": str(day), "end": str(day)})
     marker = 'name="key" value="'
     start = page.text.index(marker) + len(marker)
-    return page.text[start:page.text.index('"', start)].replace("&#124;", "|")
+    return page.text[start : page.text.index('"', start)].replace("&#124;", "|")

@@ -82,8 +82,16 @@ class ApiServer:
         )
         self.log = open(log_path, "wb")  # noqa: SIM115 - open while the server runs
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1",
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "airflow",
+                "api-server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

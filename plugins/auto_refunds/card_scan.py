@@ -118,8 +118,10 @@ def _scan_relation(
         for name, value in zip(scanned, row, strict=True):
             if value is None or not card_numbers.contains(value):
                 continue
-            if source is None or name != "raw_line" or (
-                _landed_line_holds_card_number(source, value)
+            if (
+                source is None
+                or name != "raw_line"
+                or (_landed_line_holds_card_number(source, value))
             ):
                 where = card_numbers.mask(str(key))
                 yield Finding(f"{place}.{name}", where, card_numbers.mask(value))
@@ -187,9 +189,7 @@ def scan_file(path: Path) -> Iterator[Finding]:
                 header = next(csv.reader([text]), [])
             if not card_numbers.contains(text):
                 continue
-            if number == 1 or not header or (
-                _record_holds_card_number(text, header, is_id_column)
-            ):
+            if number == 1 or not header or (_record_holds_card_number(text, header, is_id_column)):
                 yield Finding(str(path), str(number), card_numbers.mask(text))
 
 

@@ -54,9 +54,7 @@ _MAX_LINES_A_RECORD = 20
 _ODD_QUOTES = """(length(raw_line) - length(replace(raw_line, '"', ''))) % 2 = 1"""
 
 
-def join_quoted_line_breaks(
-    con: duckdb.DuckDBPyConnection, table: str, width: int
-) -> list[int]:
+def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: int) -> list[int]:
     """Join into one record the physical lines of ``table`` (line_number, raw_line) that a quoted
     field's line breaks split (RFC 4180 2.6); returns the line numbers of the records joined.
 
@@ -74,12 +72,14 @@ def join_quoted_line_breaks(
         ).fetchall()
     ]
     # Every line that could belong to a record: from each odd line to the next, when close.
-    wanted = sorted({
-        number
-        for first, last in zip(odd, odd[1:], strict=False)
-        if last - first < _MAX_LINES_A_RECORD
-        for number in range(first, last + 1)
-    })
+    wanted = sorted(
+        {
+            number
+            for first, last in zip(odd, odd[1:], strict=False)
+            if last - first < _MAX_LINES_A_RECORD
+            for number in range(first, last + 1)
+        }
+    )
     if not wanted:
         return []
     text = dict(

@@ -131,9 +131,7 @@ def _recorded(con, printed: _Print) -> fingerprints.Fingerprint:
     return fingerprint
 
 
-def build_model(
-    as_of: dt.date, model_name: str, settings: Settings | None = None
-) -> int | None:
+def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int | None:
     """One model task of the daily DAG (see ``decision``)."""
     return decision.build_model(decision.DAILY, as_of, model_name, settings)
 

@@ -102,7 +102,9 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
                 [source_file, model.file_kind, digest, version],
             )
             for temp in (
-                "view landing_file", "table landing_lines", "table file_keys",
+                "view landing_file",
+                "table landing_lines",
+                "table file_keys",
                 "table repeated_keys",
             ):
                 con.execute(f"drop {temp}")
@@ -112,7 +114,10 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
     ).fetchone()[0]
     log.info(
         "Built %s: %d rows in %.2f s (%d file(s) typed in this run)",
-        model.relation, rows, time.perf_counter() - started, len(pending),
+        model.relation,
+        rows,
+        time.perf_counter() - started,
+        len(pending),
     )
     return rows
 

@@ -60,7 +60,10 @@ def masking(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     """``masked_line_sql`` can run on ``con`` meanwhile. Only the lines that may hold a card
     number call into Python."""
     con.create_function(
-        _MASK_FUNCTION, mask_fields, ["VARCHAR", "INTEGER", "INTEGER[]"], "VARCHAR",
+        _MASK_FUNCTION,
+        mask_fields,
+        ["VARCHAR", "INTEGER", "INTEGER[]"],
+        "VARCHAR",
         side_effects=False,
     )
     yield

@@ -122,9 +122,7 @@ def find(name: str) -> Model:
     return next(m for m in (*DAILY_MODELS, *RECONCILIATION_MODELS) if m.name == name)
 
 
-def build_for_date(
-    as_of: dt.date, model_name: str, settings: Settings | None = None
-) -> int | None:
+def build_for_date(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int | None:
     """Build one model for the run date ``as_of`` (one Airflow task); returns its row count
     (None for a view)."""
     # Imported here: the DAG files import this module for the model list, and parsing a DAG

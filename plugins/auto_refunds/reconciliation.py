@@ -82,9 +82,7 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
     return summary
 
 
-def build_model(
-    as_of: dt.date, model_name: str, settings: Settings | None = None
-) -> int | None:
+def build_model(as_of: dt.date, model_name: str, settings: Settings | None = None) -> int | None:
     """One model task of the reconciliation DAG (see ``decision``)."""
     return decision.build_model(decision.RECONCILIATION, as_of, model_name, settings)
 
@@ -172,18 +170,28 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
             "where answered_before order by refund_id, line_number"
         ).fetchall()
     for refund_id, payment_id in unmatched:
-        log.warning("Unmatched return: payment %s names refund %s, which we never sent; "
-                    "not posted", payment_id, refund_id)
+        log.warning(
+            "Unmatched return: payment %s names refund %s, which we never sent; not posted",
+            payment_id,
+            refund_id,
+        )
     # Never silent: a refund answered twice may be money that moved twice, or not at all,
     # which only a person can settle with ImaginePay.
     for row in repeated[:_REPEATED_LOGGED]:
         refund_id, payment_id, status, amount = row[:4]
-        log.warning("Repeated answer: payment %s (%s, %s) answers refund %s, which was answered "
-                    "before; %s: check it with ImaginePay", payment_id, status, amount,
-                    refund_id, _what_a_repeated_answer_did(*row[4:]))
+        log.warning(
+            "Repeated answer: payment %s (%s, %s) answers refund %s, which was answered "
+            "before; %s: check it with ImaginePay",
+            payment_id,
+            status,
+            amount,
+            refund_id,
+            _what_a_repeated_answer_did(*row[4:]),
+        )
     if len(repeated) > _REPEATED_LOGGED:
-        log.warning("Repeated answers: %d in all, the first %d above", len(repeated),
-                    _REPEATED_LOGGED)
+        log.warning(
+            "Repeated answers: %d in all, the first %d above", len(repeated), _REPEATED_LOGGED
+        )
     result = Reconciled(
         as_of_date=as_of.isoformat(),
         postings_path=str(layout.postings(as_of)),
@@ -246,9 +254,7 @@ def pending_dates(settings: Settings) -> list[dt.date]:
     return [day for day in days if payment_file_ready(day, settings)]
 
 
-def reconcile_pending(
-    as_of: dt.date, which: str, settings: Settings | None = None
-) -> list[str]:
+def reconcile_pending(as_of: dt.date, which: str, settings: Settings | None = None) -> list[str]:
     """Reconcile every pending date before D (``which="before"``) or after it (``"after"``),
     oldest first, each as its own date: Airflow may batch several refund-file events into one
     run, or attach one to no run, and a refund answered in a file nobody reconciled would age

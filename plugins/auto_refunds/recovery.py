@@ -39,6 +39,8 @@ def recover_published_files(con: duckdb.DuckDBPyConnection, layout: Layout) -> d
     if refunds or postings_files:
         log.warning("Recovered what a stopped run left half-done: %s", recovered)
     else:
-        log.info("Recovery: the ledger knows every published refund file, and every committed "
-                 "postings file is delivered")
+        log.info(
+            "Recovery: the ledger knows every published refund file, and every committed "
+            "postings file is delivered"
+        )
     return recovered

@@ -215,31 +215,71 @@ class Cluster:
             shutil.chown(pwfile, "postgres")
             as_user = {"user": "postgres", "group": "postgres", "extra_groups": []}
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(pgdata), "-U", "airflow", "--pwfile", str(pwfile),
-             "--auth", "scram-sha-256", "--encoding", "UTF8", "--no-instructions"],
-            check=True, capture_output=True, **as_user,
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "airflow",
+                "--pwfile",
+                str(pwfile),
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            **as_user,
         )
         pwfile.unlink()
         self.start(
             "postgres",
-            [str(PG_BIN / "postgres"), "-D", str(pgdata), "-p", str(port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-             "-c", "fsync=off", "-c", "max_connections=200"],
+            [
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(pgdata),
+                "-p",
+                str(port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
             env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8"},
             **as_user,
         )
         env = {"PGPASSWORD": password, "PATH": os.environ["PATH"]}
         wait_for(
-            lambda: subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                capture_output=True,
-            ).returncode == 0,
-            60, "PostgreSQL to accept connections",
+            lambda: (
+                subprocess.run(
+                    [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                    capture_output=True,
+                ).returncode
+                == 0
+            ),
+            60,
+            "PostgreSQL to accept connections",
         )
         subprocess.run(
-            [str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "airflow",
-             "airflow"],
-            check=True, capture_output=True, env=env,
+            [
+                str(PG_BIN / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "airflow",
+                "airflow",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
         )
         return port, password
 
@@ -255,8 +295,11 @@ class Cluster:
             'save ""\nappendonly no\nprotected-mode yes\n'
         )
         config.chmod(0o600)
-        self.start("redis", [shutil.which("redis-server") or "redis-server", str(config)],
-                   env={"PATH": os.environ["PATH"]})
+        self.start(
+            "redis",
+            [shutil.which("redis-server") or "redis-server", str(config)],
+            env={"PATH": os.environ["PATH"]},
+        )
         wait_for(lambda: redis_ping(port, password), 30, "Redis to answer")
         return port, password
 
@@ -285,9 +328,14 @@ class Cluster:
             **base,
             **read_env_file(),
             **deployment_env(
-                pg_port=pg_port, pg_password=pg_password, redis_port=redis_port,
-                redis_password=redis_password, api_port=self.api_port, secrets_=generated,
-                passwords_file=passwords_file, data_dir=data_dir,
+                pg_port=pg_port,
+                pg_password=pg_password,
+                redis_port=redis_port,
+                redis_password=redis_password,
+                api_port=self.api_port,
+                secrets_=generated,
+                passwords_file=passwords_file,
+                data_dir=data_dir,
             ),
             **tuning,
             "AIRFLOW_HOME": str(home),
@@ -305,8 +353,11 @@ class Cluster:
         self.timings["db_migrate_s"] = time.monotonic() - started
         for name, argv in airflow_services().items():
             self.start_service(name, argv)
-        wait_for(lambda: http_ok(f"{self.base_url}/api/v2/monitor/health"), 180,
-                 "the API server to answer")
+        wait_for(
+            lambda: http_ok(f"{self.base_url}/api/v2/monitor/health"),
+            180,
+            "the API server to answer",
+        )
         self.timings["services_up_s"] = time.monotonic() - started
 
     def start_service(self, name: str, argv: list[str]) -> Process:

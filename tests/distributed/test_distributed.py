@@ -98,7 +98,10 @@ class Replay:
             started = time.monotonic()
             result = subprocess.run(
                 ["airflow", "dags", "test", dag_id, day.isoformat()],
-                env=env, capture_output=True, text=True, timeout=600,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
             self.seconds.append(time.monotonic() - started)
             state = dag_run_state(result.stdout + result.stderr, dag_id)
@@ -197,21 +200,33 @@ def backfill(state: dict, first: dt.date, last: dt.date) -> set[str]:
     max_active_runs, and runs of a backfill side by side would each decide again."""
     before = {r["dag_run_id"] for r in runs(state["api"], DAILY)}
     state["cluster"].airflow(
-        "backfill", "create", "--dag-id", DAILY, "--max-active-runs", "1",
-        "--from-date", logical(first), "--to-date", logical(last),
+        "backfill",
+        "create",
+        "--dag-id",
+        DAILY,
+        "--max-active-runs",
+        "1",
+        "--from-date",
+        logical(first),
+        "--to-date",
+        logical(last),
     )
     created = wait_for(
-        lambda: {
-            r["dag_run_id"] for r in runs(state["api"], DAILY) if r["run_type"] == "backfill"
-        } - before or None,
-        60, "the backfill's runs",
+        lambda: (
+            {r["dag_run_id"] for r in runs(state["api"], DAILY) if r["run_type"] == "backfill"}
+            - before
+            or None
+        ),
+        60,
+        "the backfill's runs",
     )
     return created
 
 
 def trigger(state: dict, day: dt.date, run_id: str) -> str:
     state["api"].call(
-        "POST", f"/dags/{DAILY}/dagRuns",
+        "POST",
+        f"/dags/{DAILY}/dagRuns",
         {"dag_run_id": run_id, "logical_date": logical(day).replace("+00:00", "Z")},
     )
     return run_id
@@ -317,8 +332,10 @@ def test_a_backfill_of_three_dates_runs_one_at_a_time_like_dags_test(env):
     snapshot(env["data"], env["root"] / "snapshot-b")
     env["replay_b"] = env["replay"].start(
         env["root"] / "snapshot-b",
-        [*(lambda lay, d=d: imaginepay_simulator.answer(lay, d) for d in (D1, D2, D3)),
-         *((RECON, d) for d in (D1, D2, D3))],
+        [
+            *(lambda lay, d=d: imaginepay_simulator.answer(lay, d) for d in (D1, D2, D3)),
+            *((RECON, d) for d in (D1, D2, D3)),
+        ],
     )
 
     replay = env["replay_a"].result()
@@ -348,9 +365,12 @@ def test_b_refund_files_start_reconciliation_whose_sensor_waits_holding_no_slot(
     layout, api = env["layout"], env["api"]
     # Seen while the backfill ran: the sensor up for reschedule while a daily task ran.
     waiting_beside_work = [
-        at for at, tis in env["seen"]
-        if any(ti["task_id"] == "wait_for_payment_file" and ti["state"] == "up_for_reschedule"
-               for ti in tis[RECON])
+        at
+        for at, tis in env["seen"]
+        if any(
+            ti["task_id"] == "wait_for_payment_file" and ti["state"] == "up_for_reschedule"
+            for ti in tis[RECON]
+        )
         and any(ti["state"] == "running" for ti in tis[DAILY])
     ]
     started = runs(api, RECON)
@@ -363,7 +383,9 @@ def test_b_refund_files_start_reconciliation_whose_sensor_waits_holding_no_slot(
     started_at = time.monotonic()
     wait_for(
         lambda: observe(env) or all(layout.postings(day).exists() for day in (D1, D2, D3)),
-        420, "the postings of the three dates", every=2,
+        420,
+        "the postings of the three dates",
+        every=2,
     )
     wait_quiet(env, 300)
     env["cluster"].timings["reconcile_3_dates_s"] = time.monotonic() - started_at
@@ -416,7 +438,9 @@ def test_d_a_backfill_of_an_old_date_beside_the_run_of_a_later_date(env):
     later = trigger(env, D6, "later_d6")
     wait_for(
         lambda: any(ti["state"] == "running" for ti in api.task_instances(DAILY, later)),
-        300, "the later run to be running", every=0.5,
+        300,
+        "the later run to be running",
+        every=0.5,
     )
     old = backfill(env, D5, D5)
     assert len(old) == 1
@@ -436,6 +460,7 @@ def test_d_a_backfill_of_an_old_date_beside_the_run_of_a_later_date(env):
 
 def wait_quiet_but_sensors(env) -> None:
     """The daily DAG is idle; reconciliation runs may only be waiting for their payment file."""
+
     def quiet():
         observe(env)
         if any(r["state"] in ("queued", "running") for r in runs(env["api"], DAILY)):
@@ -469,8 +494,11 @@ def test_f_every_task_ran_on_the_warehouse_queue_and_nothing_is_left_running(env
     on = executed_on(cluster)
     assert on.get(DEFAULT_WORKER, set()) == set(), on.get(DEFAULT_WORKER)
     tis = [ti for dag in (DAILY, RECON) for ti in all_task_instances(env["api"], dag)]
-    finished = {(ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["try_number"])
-                for ti in tis if ti["state"] in ("success", "failed")}
+    finished = {
+        (ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["try_number"])
+        for ti in tis
+        if ti["state"] in ("success", "failed")
+    }
     assert finished <= on[WAREHOUSE_WORKER], finished - on[WAREHOUSE_WORKER]
     print(f"\nreplay dags test seconds: {[round(s, 1) for s in env['replay'].seconds]}")
     print(f"timings: {cluster.timings}")

@@ -108,42 +108,60 @@ def answer(layout: Layout, day: dt.date, seed: int = 7, ordinary_payments: int =
             continue
         if draw < 0.13:
             code, message = DECLINES[int(draw * 1000) % len(DECLINES)]
-            payments.append({**base, "payment_amount": f"{-amount:.2f}", "status": "DECLINED",
-                             "response_code": code, "response_message": message})
+            payments.append(
+                {
+                    **base,
+                    "payment_amount": f"{-amount:.2f}",
+                    "status": "DECLINED",
+                    "response_code": code,
+                    "response_message": message,
+                }
+            )
             tally["declined"] += 1
             continue
         paid = amount if draw >= 0.15 else (amount / 2).quantize(Decimal("0.01"))
         tally["approved" if paid == amount else "mismatched"] += 1
-        payments.append({**base, "payment_amount": f"{-paid:.2f}", "status": "APPROVED",
-                         "response_code": "00", "response_message": "Approved"})
-        refund_transactions.append({
-            "txn_id": base["txn_id"],
-            "client_id": refund["client_id"],
-            "account_id": refund["account_id"],
-            "txn_type": "REFUND",
-            "original_txn_id": refund["original_txn_id"],
-            "merchant_reference": refund["refund_id"],
-            "amount": f"{paid:.2f}",
-            "txn_date": day.isoformat(),
-            "status": "SETTLED",
-            "card_token": refund["card_token"],
-            **cards.get(refund["original_txn_id"], {}),
-        })
+        payments.append(
+            {
+                **base,
+                "payment_amount": f"{-paid:.2f}",
+                "status": "APPROVED",
+                "response_code": "00",
+                "response_message": "Approved",
+            }
+        )
+        refund_transactions.append(
+            {
+                "txn_id": base["txn_id"],
+                "client_id": refund["client_id"],
+                "account_id": refund["account_id"],
+                "txn_type": "REFUND",
+                "original_txn_id": refund["original_txn_id"],
+                "merchant_reference": refund["refund_id"],
+                "amount": f"{paid:.2f}",
+                "txn_date": day.isoformat(),
+                "status": "SETTLED",
+                "card_token": refund["card_token"],
+                **cards.get(refund["original_txn_id"], {}),
+            }
+        )
     for number in range(1, ordinary_payments + 1):
         draw = _draw(seed, f"{tag}:ordinary:{number}")
         approved = draw < 0.9
-        payments.append({
-            "payment_id": f"IP{tag}P{number:07d}",
-            "client_id": f"CL{1 + int(draw * 5):03d}",
-            "account_id": f"A{int(draw * 10**8):08d}",
-            "txn_id": f"IPS{tag}-{number:07d}",
-            "refund_id": "",
-            "payment_amount": f"{Decimal(int(draw * 40000) + 500) / 100:.2f}",
-            "status": "APPROVED" if approved else "DECLINED",
-            "response_code": "00" if approved else "51",
-            "response_message": "Approved" if approved else "Insufficient funds",
-            "processed_date": day.isoformat(),
-        })
+        payments.append(
+            {
+                "payment_id": f"IP{tag}P{number:07d}",
+                "client_id": f"CL{1 + int(draw * 5):03d}",
+                "account_id": f"A{int(draw * 10**8):08d}",
+                "txn_id": f"IPS{tag}-{number:07d}",
+                "refund_id": "",
+                "payment_amount": f"{Decimal(int(draw * 40000) + 500) / 100:.2f}",
+                "status": "APPROVED" if approved else "DECLINED",
+                "response_code": "00" if approved else "51",
+                "response_message": "Approved" if approved else "Insufficient funds",
+                "processed_date": day.isoformat(),
+            }
+        )
 
     layout.payments_inbox.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(layout.payments(day), _csv_bytes(PAYMENTS_HEADER, payments))

@@ -135,4 +135,3 @@ Where things are:
   run logs          {log_dir}   (task logs: {airflow_home}/logs)"""
     )
     return 1 if failed else 0
-

@@ -7,8 +7,18 @@ import datetime as dt
 from html import escape
 
 PALETTE = (
-    "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777",
-    "#4b5563", "#65a30d", "#7c3aed", "#0d9488",
+    "#2563eb",
+    "#16a34a",
+    "#dc2626",
+    "#9333ea",
+    "#ea580c",
+    "#0891b2",
+    "#ca8a04",
+    "#db2777",
+    "#4b5563",
+    "#65a30d",
+    "#7c3aed",
+    "#0d9488",
 )
 _W, _H, _LEFT, _BOTTOM, _TOP = 720, 240, 44, 28, 10
 

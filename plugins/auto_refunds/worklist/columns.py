@@ -168,8 +168,9 @@ POSTINGS = SnapshotFile(
 )
 
 # Every file of a date's snapshot, in the order a refresh writes them.
-SNAPSHOT_FILES = {file.name: file for file in (OUTCOMES, REFUNDS_DUE, EXCEPTIONS, LEDGER_EVENTS,
-                                               POSTINGS)}
+SNAPSHOT_FILES = {
+    file.name: file for file in (OUTCOMES, REFUNDS_DUE, EXCEPTIONS, LEDGER_EVENTS, POSTINGS)
+}
 
 QUEUES = {
     queue.kind: queue

@@ -56,8 +56,10 @@ MayResolveDep = Annotated[bool, Depends(may_resolve)]
 
 def requires_resolver(allowed: MayResolveDep) -> None:
     if not allowed:
-        raise HTTPException(403, "Resolving exceptions needs the right to edit the "
-                                 f"{DAG_ID} DAG (role USER or above)")
+        raise HTTPException(
+            403,
+            f"Resolving exceptions needs the right to edit the {DAG_ID} DAG (role USER or above)",
+        )
 
 
 def requires_same_site(request: Request) -> None:

@@ -67,7 +67,9 @@ def of_date(reader: Reader, day: dt.date, chart_days: int = 30) -> dict:
         "refund_series": {
             label: [per_day.get((d, status), 0) for d in days]
             for label, status in (
-                ("sent", "SENT"), ("approved", "REFUNDED"), ("declined", "DECLINED")
+                ("sent", "SENT"),
+                ("approved", "REFUNDED"),
+                ("declined", "DECLINED"),
             )
         },
         "exception_series": {

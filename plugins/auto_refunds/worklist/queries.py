@@ -141,8 +141,10 @@ class Reader:
         rows = resolutions.latest(self.data_dir, start, end)
         columns = list(zip(*rows, strict=True)) if rows else [[] for _ in resolutions.COLUMNS]
         table = pa.Table.from_arrays(
-            [pa.array(values, type=f.type) for values, f in zip(columns, _RESOLUTION_SCHEMA,
-                                                                strict=True)],
+            [
+                pa.array(values, type=f.type)
+                for values, f in zip(columns, _RESOLUTION_SCHEMA, strict=True)
+            ],
             schema=_RESOLUTION_SCHEMA,
         )
         self.con.register("resolution_rows", table)
@@ -241,4 +243,3 @@ class Reader:
                 if (k.source, k.credit_id, k.reason_code, k.refund_id) not in present
             ]
         return missing
-

@@ -54,14 +54,18 @@ class Renderer:
     def __call__(self, template: str, **context) -> HTMLResponse:
         from auto_refunds.worklist import snapshot
 
-        body = templates().get_template(template).render(
-            base=self.request.scope.get("root_path", "").rstrip("/"),
-            user=self.user.get_name(),
-            may_resolve=self.may_resolve,
-            snapshot_dates=snapshot.snapshot_dates(self.data_dir),
-            request_query=str(self.request.url.query),
-            nav=template.removesuffix(".html"),
-            **context,
+        body = (
+            templates()
+            .get_template(template)
+            .render(
+                base=self.request.scope.get("root_path", "").rstrip("/"),
+                user=self.user.get_name(),
+                may_resolve=self.may_resolve,
+                snapshot_dates=snapshot.snapshot_dates(self.data_dir),
+                request_query=str(self.request.url.query),
+                nav=template.removesuffix(".html"),
+                **context,
+            )
         )
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 

@@ -72,8 +72,13 @@ class ExceptionKey:
 
     def encode(self) -> str:
         return "|".join(
-            [self.as_of_date.isoformat(), self.source, self.credit_id, self.reason_code,
-             self.refund_id]
+            [
+                self.as_of_date.isoformat(),
+                self.source,
+                self.credit_id,
+                self.reason_code,
+                self.refund_id,
+            ]
         )
 
     @classmethod
@@ -125,8 +130,17 @@ def record(
         raise ResolutionError("a resolution 'Other' needs a note saying what was done")
     when = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
     rows = [
-        (k.as_of_date.isoformat(), k.source, k.credit_id, k.reason_code, k.refund_id,
-         resolution, note, user, when)
+        (
+            k.as_of_date.isoformat(),
+            k.source,
+            k.credit_id,
+            k.reason_code,
+            k.refund_id,
+            resolution,
+            note,
+            user,
+            when,
+        )
         for k in keys
     ]
     with closing(_connect(data_dir)) as con:
@@ -167,4 +181,3 @@ def of_credit(data_dir: Path, credit_id: str) -> list[dict]:
             [credit_id],
         ).fetchall()
     return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
-

@@ -77,7 +77,8 @@ def overview(render: Render, data_dir: DataDirDep, date: str | None = None):
                 facts["refund_series"],
             ),
             charts.stacked_bars(
-                "Exceptions per day, by reason", facts["chart_days"],
+                "Exceptions per day, by reason",
+                facts["chart_days"],
                 facts["exception_series"],
             ),
         ]

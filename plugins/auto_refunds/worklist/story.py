@@ -15,20 +15,25 @@ def of_credit(reader: Reader, credit_id: str) -> dict:
     for name, order in (
         ("outcomes", "as_of_date"),
         # States only move up (ledger_state_rank in macros.sql), at most once a date after SENT.
-        ("ledger_events", "as_of_date, refund_id, "
-         "case status when 'SENT' then 0 when 'UNANSWERED' then 1 else 2 end"),
+        (
+            "ledger_events",
+            "as_of_date, refund_id, "
+            "case status when 'SENT' then 0 when 'UNANSWERED' then 1 else 2 end",
+        ),
         ("postings", "as_of_date, payment_id"),
     ):
         reader.relation(name, start, end)
-        found[name] = _rows(reader, f"select * from {name} where credit_id = ? order by {order}",
-                            credit_id)
+        found[name] = _rows(
+            reader, f"select * from {name} where credit_id = ? order by {order}", credit_id
+        )
     queue = reader.resolved_exceptions(start, end)
     return {
         "outcomes": found["outcomes"],
         "events": found["ledger_events"],
         "postings": found["postings"],
         "exceptions": _rows(
-            reader, f"select * from {queue} where credit_id = ? order by as_of_date, source",
+            reader,
+            f"select * from {queue} where credit_id = ? order by as_of_date, source",
             credit_id,
         ),
     }
