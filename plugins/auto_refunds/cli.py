@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     from auto_refunds.log_masking import install_log_filter
+    from auto_refunds.layout import private_umask
     from auto_refunds.settings import Settings
 
+    private_umask()
     install_log_filter()
     if args.command == "scan-card-numbers":
         from auto_refunds import card_scan

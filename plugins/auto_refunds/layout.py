@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,20 +72,46 @@ def is_identifier(field: str) -> bool:
     return field.lower().endswith("_id") or field.lower() == "merchant_reference"
 
 
-# CONTRACT 7: what the product writes grants nothing to others.
-_NO_OTHERS = 0o007
+# CONTRACT 7: what the product writes grants nothing to others. Folders 0750 and files 0640:
+# the owner (the pipeline's user) alone writes, so nobody else can swap or alter a published
+# file; the group may read, so a deployment can let a transfer agent or an auditor read the
+# outbox through a group of its choosing. A stricter umask (077) still narrows both.
+FOLDER_MODE = 0o750
+FILE_MODE = 0o640
+_PRIVATE_UMASK = 0o027
 
 
 def private_umask() -> None:
-    """Files and folders this process creates from now on grant nothing to others, whatever the
-    umask was (DuckDB's files and spill folder included)."""
+    """Files and folders this process creates from now on get at most 0640 and 0750, whatever
+    the umask was: DuckDB's database, WAL and spill folder, COPY ... TO files and the lock file
+    included, which are created with the default modes (0666, 0777) that only the umask narrows.
+    Every entry point calls it first (the task runtime, the CLI, the demo), and so does
+    ``make_folder``."""
     current = os.umask(0)
-    os.umask(current | _NO_OTHERS)
+    os.umask(current | _PRIVATE_UMASK)
 
 
 def make_folder(folder: Path) -> None:
+    """``folder`` and any missing parent of it, created 0750 (or narrower, by the umask)."""
     private_umask()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+    folder.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
+
+
+def open_private(path: Path, mode: str = "w", **kwargs):
+    """``open(path, mode)`` for writing ("w" or "a", text or binary) a file of ours: created
+    0640 whatever the umask, narrowed to 0640 if it was there wider, never through a link."""
+    if mode.strip("bt") not in ("w", "a"):
+        raise ValueError(f"open_private writes only ('w' or 'a'), not {mode!r}")
+    make_folder(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    flags |= os.O_APPEND if mode.startswith("a") else os.O_TRUNC
+    fd = os.open(path, flags, FILE_MODE)
+    try:
+        os.fchmod(fd, stat.S_IMODE(os.fstat(fd).st_mode) & FILE_MODE)
+        return os.fdopen(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 _DATED_NAME = re.compile(r"^(?P<stem>[a-z_]+)_(?P<ymd>\d{8})\.csv$")

@@ -27,7 +27,7 @@ import yaml
 
 from auto_refunds import card_numbers
 from auto_refunds.errors import NeedsAPerson
-from auto_refunds.layout import ymd
+from auto_refunds.layout import make_folder, ymd
 from auto_refunds.outbox import atomic_write_bytes
 from auto_refunds.settings import Settings
 
@@ -185,7 +185,7 @@ def run_gate(
 ) -> Path:
     """Validate every suite of ``gate``; write the results; raise if any expectation failed."""
     results_dir = settings.quality_results_dir / f"{run_kind}_{ymd(as_of)}"
-    results_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(results_dir)
     # Importing GX takes seconds whatever the data; DuckDB computes the suites' datasets
     # meanwhile, releasing the GIL.
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -17,10 +17,13 @@ def run_date(context: Mapping[str, Any]) -> dt.date:
     without a logical date (possible in Airflow 3) processes the day before it was triggered.
 
     Every task calls this first, so it also installs the card-number log filter in the task's
-    process (CONTRACT 7: no card number in any log), after Airflow has set up its logging.
+    process (CONTRACT 7: no card number in any log), after Airflow has set up its logging, and
+    makes what the task creates private whatever the worker's umask (``layout.private_umask``).
     """
     from auto_refunds.log_masking import install_log_filter
+    from auto_refunds.layout import private_umask
 
+    private_umask()
     install_log_filter()
     override = (context.get("params") or {}).get("as_of_date")
     if override:

@@ -163,7 +163,6 @@ def answer(layout: Layout, day: dt.date, seed: int = 7, ordinary_payments: int =
             }
         )
 
-    layout.payments_inbox.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(layout.payments(day), _csv_bytes(PAYMENTS_HEADER, payments))
     _add_to_next_extract(layout, day + dt.timedelta(days=1), tag, refund_transactions)
     return tally
@@ -183,7 +182,6 @@ def _add_to_next_extract(layout: Layout, next_day: dt.date, tag: str, rows: list
     )
     kept = [line for line in lines if not line.startswith(ours)]
     added = _csv_bytes(TRANSACTIONS_HEADER, rows).decode().splitlines(keepends=True)[1:]
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, "".join([header, *kept, *added]).encode())
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from auto_refunds import report
 from auto_refunds.demo import imaginepay_simulator, sample_data
-from auto_refunds.layout import CREDITS_HEADER
+from auto_refunds.layout import CREDITS_HEADER, open_private, private_umask
 from auto_refunds.outbox import atomic_write_bytes
 from auto_refunds.settings import Settings
 from auto_refunds.warehouse import connect
@@ -39,9 +39,8 @@ _QUERY_HINT = (
 
 def run_dag(dag_id: str, day: dt.date, log_dir: Path) -> tuple[str, Path]:
     """Run one DAG for ``day`` with ``airflow dags test``; returns (state, log file)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{dag_id}_{day:%Y%m%d}.log"
-    with open(log_file, "w") as handle:
+    with open_private(log_file) as handle:
         subprocess.run(
             ["airflow", "dags", "test", dag_id, day.isoformat()],
             stdout=handle,
@@ -94,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--credits", type=int, default=2000)
     parser.add_argument("--transactions", type=int, default=8000)
     args = parser.parse_args(argv)
+    # What the demo writes, and the `airflow dags test` runs it starts (their task logs
+    # included), grant nothing to others whatever the umask.
+    private_umask()
 
     # The simulator renames each payment file into place whole: nothing to wait for (the
     # settle interval is for files copied in by a transfer that writes them piece by piece).

@@ -43,6 +43,8 @@ from auto_refunds.layout import (
     CREDITS_HEADER,
     TRANSACTIONS_HEADER,
     Layout,
+    make_folder,
+    open_private,
 )
 
 log = logging.getLogger(__name__)
@@ -334,13 +336,16 @@ def _credits(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # DuckDB creates the file under the umask make_folder sets (0640); a file of an earlier
+    # generation is removed first, so that none keeps a wider mode.
+    make_folder(path.parent)
+    path.unlink(missing_ok=True)
     target = str(path).replace("'", "''")
     con.execute(f"copy ({query}) to '{target}' (format csv, header true, new_line '\\n')")
 
 
 def _append(path: Path, lines: list[str]) -> None:
-    with open(path, "a", encoding="utf-8", newline="") as handle:
+    with open_private(path, "a", encoding="utf-8", newline="") as handle:
         handle.write("".join(line + "\n" for line in lines))
 
 
@@ -385,11 +390,11 @@ def generate(out: Path, spec: Spec) -> list[dt.date]:
         _transactions(con, spec)
         _credits(con, spec)
 
-        layout.client_rules.parent.mkdir(parents=True, exist_ok=True)
         rules = [",".join(CLIENT_RULES_HEADER)]
         rules += [",".join(row) for row in CLIENT_RULES]
         rules.append("CL999,maybe,,")
-        layout.client_rules.write_text("\n".join(rules) + "\n")
+        with open_private(layout.client_rules) as handle:
+            handle.write("\n".join(rules) + "\n")
 
         days = [spec.start + dt.timedelta(days=d) for d in range(spec.days)]
         for index, day in enumerate(days):
