@@ -15,11 +15,12 @@ import datetime as dt
 import math
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from auto_refunds.layout import Layout
+from auto_refunds.layout import Layout, make_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "AUTO_REFUNDS_"
@@ -91,14 +92,48 @@ def _folder(name: str, default: str, create: bool) -> Path:
     path = Path(text).expanduser().resolve()
     if create and not path.exists():
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            make_folder(path)
         except OSError as error:
             raise _bad(name, text, f"cannot create the folder {path}: {error.strerror}") from None
     if not path.is_dir():
         raise _bad(name, text, f"{path} is not a folder")
     if create and not os.access(path, os.W_OK | os.X_OK):
         raise _bad(name, text, f"the folder {path} is not writable")
+    if create:
+        _refuse_shared(name, text, path)
     return path
+
+
+def _refuse_shared(name: str, text: str, path: Path) -> None:
+    """CONTRACT 7: a folder whose contents another user could replace (the outbox swapped for
+    theirs, a refund file altered) is refused. Its owner and its group are trusted; others are
+    not: the folder must be ours (or root's), not writable by others, and no folder above it
+    may be writable by others without the sticky bit (they could rename it away and put theirs
+    in its place; /tmp's sticky bit stops that)."""
+    info = path.stat()
+    if info.st_uid not in (os.geteuid(), 0):
+        raise _bad(
+            name,
+            text,
+            f"the folder {path} belongs to user id {info.st_uid}, not to this process's user "
+            f"(id {os.geteuid()}): its owner could replace anything in it",
+        )
+    if info.st_mode & stat.S_IWOTH:
+        raise _bad(
+            name,
+            text,
+            f"the folder {path} is writable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"anyone could replace what is in it; chmod o-w {path}",
+        )
+    for above in path.parents:
+        mode = above.stat().st_mode
+        if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
+            raise _bad(
+                name,
+                text,
+                f"the folder {above} above it is writable by others without the sticky bit "
+                f"(mode {stat.S_IMODE(mode):04o}): anyone could replace {path}; chmod o-w {above}",
+            )
 
 
 class SensorTiming(NamedTuple):
