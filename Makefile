@@ -18,6 +18,10 @@ export AIRFLOW__CORE__EXECUTOR ?= LocalExecutor
 export PYTHONPATH := $(CURDIR)/plugins$(if $(PYTHONPATH),:$(PYTHONPATH))
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
+# `make airflow` serves this machine only; AIRFLOW__API__HOST=0.0.0.0 serves the network.
+# (`airflow standalone` starts its API server with `--host` from [api] host.)
+AIRFLOW__API__HOST ?= 127.0.0.1
+
 RUN_START ?= 2026-03-02
 RUN_DAYS ?= 4
 
@@ -42,9 +46,11 @@ $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
 
 setup: $(INSTALLED)
 
+# Airflow's home holds the metadata DB and the generated admin password: private to the user
+# (umask 077: folders 0700, files 0600), whatever the shell's umask.
 $(AIRFLOW_HOME)/airflow.db: | $(INSTALLED)
-	@mkdir -p $(AIRFLOW_HOME)
-	airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
+	@umask 077 && mkdir -p $(AIRFLOW_HOME) && chmod go-rwx $(AIRFLOW_HOME)
+	umask 077 && airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 
 run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	$(BIN)/python -m auto_refunds.demo --start $(RUN_START) --days $(RUN_DAYS)
@@ -81,7 +87,8 @@ bench: $(INSTALLED)
 airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	@echo "Airflow UI: http://localhost:8080  (user admin; the password is printed below and"
 	@echo "stored in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated). Ctrl-C stops it."
-	AIRFLOW__CORE__PARALLELISM=4 airflow standalone
+	@chmod go-rwx $(AIRFLOW_HOME) $(AIRFLOW_HOME)/airflow.db
+	umask 077 && AIRFLOW__API__HOST=$(AIRFLOW__API__HOST) AIRFLOW__CORE__PARALLELISM=4 airflow standalone
 
 clean:
 	rm -rf $(AIRFLOW_HOME) data
