@@ -125,6 +125,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_reconciliation.py": {"scenario"},
         "test_refund_rules.py": {"scenario"},
         "test_runs_side_by_side.py": {"scenario", "slow"},
+        "test_private_files.py": {"unit"},  # folder checks and modes; the demo loop below
         "test_warehouse.py": {"scenario"},
         "test_worklist.py": {"scenario"},
         "test_worklist_ui.py": {"browser", "slow"},
@@ -148,6 +149,11 @@ TEST_TIERS: dict[str, dict[str, frozenset[str]]] = {
         "test_a_read_that_fails_or_never_starts_does_not_hang_the_feed": frozenset({"unit"}),
         "test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file": frozenset({"unit"}),
         "test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file": frozenset({"unit"}),
+    },
+    "test_private_files.py": {
+        "test_the_demo_loop_writes_nothing_others_can_use_whatever_the_umask": frozenset(
+            {"scenario", "slow"}
+        ),
     },
     # One run, no Hypothesis.
     "test_property_rules.py": {

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from auto_refunds.log_masking import install_log_filter
     from auto_refunds.layout import private_umask
+    from auto_refunds.log_masking import install_log_filter
     from auto_refunds.settings import Settings
 
     private_umask()

@@ -20,8 +20,8 @@ def run_date(context: Mapping[str, Any]) -> dt.date:
     process (CONTRACT 7: no card number in any log), after Airflow has set up its logging, and
     makes what the task creates private whatever the worker's umask (``layout.private_umask``).
     """
-    from auto_refunds.log_masking import install_log_filter
     from auto_refunds.layout import private_umask
+    from auto_refunds.log_masking import install_log_filter
 
     private_umask()
     install_log_filter()
