@@ -36,7 +36,12 @@ DECIDED_IN = {
         "intermediate/int_credits_allocated_to_sales.sql",
     },
     **dict.fromkeys(
-        ("REFUND_DECLINED", "RETURN_AMOUNT_MISMATCH", "NO_PROCESSOR_RESPONSE"),
+        (
+            "REFUND_DECLINED",
+            "RETURN_AMOUNT_MISMATCH",
+            "NO_PROCESSOR_RESPONSE",
+            "APPROVED_AFTER_DECLINE",
+        ),
         {"marts/tickler_reconciliation_exceptions.sql"},
     ),
 }

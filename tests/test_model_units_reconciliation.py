@@ -224,6 +224,7 @@ def matched(
         "to_post": False,
         "answered_before": False,
         "detail": detail,
+        "acts": outcome != "UNMATCHED",
         **values,
     }
 
@@ -248,6 +249,17 @@ MATCHED = [
     ),
     # A second approval: nothing to post, nothing to move.
     matched("AR6", "P6", "REFUNDED", 7, moves_ledger=False, answered_before=True),
+    # The same decline as one another date acted on: raised there, not here.
+    matched(
+        "AR10",
+        "P10",
+        "DECLINED",
+        8,
+        moves_ledger=False,
+        detail="declined 05",
+        answered_before=True,
+        acts=False,
+    ),
 ]
 
 
@@ -300,7 +312,7 @@ def test_tickler_reconciliation_exceptions_reason_codes_of_the_answers_and_of_d_
                     ("AR4", "UNANSWERED"),
                 ]
             ],
-            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 9)],
+            "main.refund_ledger": [ledger_row(f"AR{n}") for n in (*range(1, 9), 10)],
             # What an earlier run of D aged (AR4, aged again; AR7, answered by a later date
             # since), and what another date aged (AR8).
             "main.refund_ledger_events": [
@@ -411,3 +423,198 @@ def test_reconciliation_quarantine_rows_unreadable_lines_masked(unit):
             "error": "status is empty",
         }
     ]
+
+
+def test_int_payments_matched_to_refunds_an_answer_acts_once(unit):
+    """The same answer (refund_id, status, payment_amount, response_code) acts on its first
+    line in the file, unless another date's reconciliation acted on it."""
+    rows = unit.build(
+        "int_payments_matched_to_refunds",
+        {
+            "staging.stg_imaginepay__payments": [
+                payment("P1", "AR1", "-50.00", "DECLINED", line_number=2),
+                # The same answer again on a later line of the file.
+                payment("P2", "AR1", "-50.00", "DECLINED", line_number=3),
+                # Another code: another answer.
+                payment("P3", "AR1", "-50.00", "DECLINED", line_number=4, response_code="51"),
+                # Acted on by D - 1 (and repeated by D + 1, which did not act on it).
+                payment("P4", "AR2", "-49.00", line_number=5),
+                # Acted on by D itself before: a rerun acts again.
+                payment("P5", "AR3", "-50.00", "DECLINED", line_number=6, response_code=None),
+                # D - 1 acted on another amount, not on this one.
+                payment("P6", "AR4", "-48.00", line_number=7),
+                payment("P7", "AR9", "-50.00", "DECLINED", line_number=8),
+            ],
+            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 5)],
+            "main.payment_answers": [
+                {
+                    "as_of_date": when,
+                    "refund_id": refund_id,
+                    "status": status,
+                    "payment_amount": money(amount),
+                    "response_code": code,
+                    "outcome": outcome,
+                    "source_file": "x.csv",
+                    "line_number": 2,
+                    "payment_id": "X",
+                    "acted": acted,
+                }
+                for when, refund_id, status, amount, code, outcome, acted in [
+                    (D - DAY, "AR2", "APPROVED", "-49.00", "00", "AMOUNT_MISMATCH", True),
+                    (D + DAY, "AR2", "APPROVED", "-49.00", "00", "AMOUNT_MISMATCH", False),
+                    (D, "AR3", "DECLINED", "-50.00", None, "DECLINED", True),
+                    (D - DAY, "AR4", "APPROVED", "-49.00", "00", "AMOUNT_MISMATCH", True),
+                ]
+            ],
+        },
+    )
+    assert only(rows, "payment_id", "outcome", "answer_line_rank", "acts", "acted_on") == [
+        ("P1", "DECLINED", 1, True, None),
+        ("P2", "DECLINED", 2, False, None),
+        ("P3", "DECLINED", 1, True, None),
+        ("P4", "AMOUNT_MISMATCH", 1, False, D - DAY),
+        ("P5", "DECLINED", 1, True, None),
+        ("P6", "AMOUNT_MISMATCH", 1, True, None),
+        ("P7", "UNMATCHED", 1, False, None),
+    ]
+
+
+def test_payment_answers_each_answer_of_d_once_and_whether_d_acted(unit):
+    rows = unit.build(
+        "payment_answers",
+        {
+            "intermediate.int_payments_matched_to_refunds": [
+                {
+                    **{
+                        key: value
+                        for key, value in payment(
+                            payment_id, refund_id, "-50.00", status, line_number=line
+                        ).items()
+                        if key != "dq_error"
+                    },
+                    "outcome": outcome,
+                    "answer_line_rank": rank,
+                    "acts": acts,
+                }
+                for payment_id, refund_id, status, line, outcome, rank, acts in [
+                    ("P1", "AR1", "DECLINED", 2, "DECLINED", 1, True),
+                    ("P2", "AR1", "DECLINED", 3, "DECLINED", 2, False),
+                    ("P3", "AR2", "APPROVED", 4, "REFUNDED", 1, False),
+                    ("P4", "AR9", "APPROVED", 5, "UNMATCHED", 1, False),
+                ]
+            ]
+        },
+    )
+    assert rows == [
+        {
+            "as_of_date": D,
+            "refund_id": refund_id,
+            "status": status,
+            "payment_amount": money("-50.00"),
+            "response_code": code,
+            "outcome": outcome,
+            "source_file": "payments_20260105.csv",
+            "line_number": line,
+            "payment_id": payment_id,
+            "acted": acted,
+        }
+        for refund_id, status, code, outcome, line, payment_id, acted in [
+            ("AR1", "DECLINED", "54", "DECLINED", 2, "P1", True),
+            ("AR2", "APPROVED", "00", "REFUNDED", 4, "P3", False),
+        ]
+    ]
+
+
+def test_tickler_reconciliation_exceptions_approved_after_decline_once_per_refund(unit):
+    """An approval in the file of a date after one whose file declined the refund, D's file
+    holding one of the two: APPROVED_AFTER_DECLINE, unless another date raised it; a rerun of D
+    keeps the row D raised."""
+    later, earlier = "payments_20260106.csv", "payments_20260104.csv"
+    rows = unit.build(
+        "tickler_reconciliation_exceptions",
+        {
+            "intermediate.int_payments_matched_to_refunds": [
+                # Approved here, declined by D - 1's file.
+                matched(
+                    "AR1", "P1", "REFUNDED", 2, to_post=True, source_file="payments_20260105.csv"
+                ),
+                # Declined here (raised), approved by D + 1's file, reconciled first.
+                matched(
+                    "AR2",
+                    "P2",
+                    "DECLINED",
+                    3,
+                    detail="declined 05",
+                    response_code="05",
+                    source_file="payments_20260105.csv",
+                ),
+                # Approved here after D - 1's decline, but D - 2 raised it already.
+                matched("AR3", "P3", "REFUNDED", 4, source_file="payments_20260105.csv"),
+                # Approved here, declined by D + 1's file only: not after a decline.
+                matched("AR4", "P4", "REFUNDED", 5, source_file="payments_20260105.csv"),
+                # Raised by an earlier run of D: raised again, as it was.
+                matched("AR5", "P5", "REFUNDED", 6, source_file="payments_20260105.csv"),
+                # The same decline another date acted on: neither raised nor paired here.
+                matched("AR6", "P6", "DECLINED", 7, detail="declined 05", acts=False),
+            ],
+            "main.payment_answers": [
+                {
+                    "as_of_date": when,
+                    "refund_id": refund_id,
+                    "status": status,
+                    "payment_amount": money("-50.00"),
+                    "response_code": code,
+                    "outcome": outcome,
+                    "source_file": file,
+                    "line_number": 3,
+                    "payment_id": payment_id,
+                    "acted": True,
+                }
+                for when, refund_id, status, code, outcome, file, payment_id in [
+                    (D - DAY, "AR1", "DECLINED", "05", "DECLINED", earlier, "X1"),
+                    (D + DAY, "AR2", "APPROVED", "00", "REFUNDED", later, "X2"),
+                    (D - DAY, "AR3", "DECLINED", "05", "DECLINED", earlier, "X3"),
+                    (D + DAY, "AR4", "DECLINED", "05", "DECLINED", later, "X4"),
+                    (D - DAY, "AR5", "DECLINED", "05", "DECLINED", earlier, "X5"),
+                    # A pair of two other dates: theirs to raise.
+                    (D - 2 * DAY, "AR7", "DECLINED", "05", "DECLINED", earlier, "X7"),
+                    (D - DAY, "AR7", "APPROVED", "00", "REFUNDED", earlier, "X8"),
+                ]
+            ],
+            "main.tickler_refund_exceptions": [
+                {
+                    "as_of_date": when,
+                    "credit_id": f"C_{refund_id}",
+                    "reason_code": reason,
+                    "reason_detail": detail,
+                    "source": "RECONCILIATION",
+                    "refund_id": refund_id,
+                }
+                for when, refund_id, reason, detail in [
+                    (D - 2 * DAY, "AR3", "APPROVED_AFTER_DECLINE", "refund AR3: before"),
+                    (D, "AR5", "APPROVED_AFTER_DECLINE", "refund AR5: as raised"),
+                    (D - DAY, "AR1", "REFUND_DECLINED", "refund AR1: declined 05"),
+                ]
+            ],
+            "main.refund_ledger": [ledger_row(f"AR{n}") for n in range(1, 8)],
+        },
+    )
+    assert only(rows, "refund_id", "reason_code", "reason_detail") == [
+        (
+            "AR1",
+            "APPROVED_AFTER_DECLINE",
+            f"refund AR1: approved as payment P1 (payments_20260105.csv) after {earlier} line 3 "
+            "declined it (05): the money moved; check that the credit was not refunded another "
+            "way",
+        ),
+        (
+            "AR2",
+            "APPROVED_AFTER_DECLINE",
+            f"refund AR2: approved as payment X2 ({later}) after payments_20260105.csv line 3 "
+            "declined it (05): the money moved; check that the credit was not refunded another "
+            "way",
+        ),
+        ("AR2", "REFUND_DECLINED", "refund AR2: declined 05"),
+        ("AR5", "APPROVED_AFTER_DECLINE", "refund AR5: as raised"),
+    ]
+    assert {(row["as_of_date"], row["source"]) for row in rows} == {(D, "RECONCILIATION")}

@@ -351,7 +351,14 @@ def test_two_answers_in_one_file_each_act_and_the_approval_holds(sent):
         D0,
         declined("P0", "-20.00", refunds["C2"]),
         payment("P1", "-20.00", refund_id=refunds["C2"]),
-        declined("P2", "-20.00", refunds["C2"]),
+        payment(
+            "P2",
+            "-20.00",
+            refund_id=refunds["C2"],
+            status="DECLINED",
+            code="51",
+            message="Insufficient funds",
+        ),
         payment("P3", "-20.00", refund_id=refunds["C2"]),
     )
     result = reconciliation.run_all(D0, scenario.settings)
@@ -366,23 +373,38 @@ def test_two_answers_in_one_file_each_act_and_the_approval_holds(sent):
         (
             "C2",
             "REFUND_DECLINED",
-            "declined 05 Do not honor (this file approved it before, as payment P1)",
+            "declined 51 Insufficient funds (this file approved it before, as payment P1)",
         ),
     ]
 
 
 @pytest.mark.parametrize(
-    "order, moves",
+    "order, moves, raised",
     [
-        ([0, 1, 2], [(0, "DECLINED"), (1, "REFUNDED")]),
-        ([2, 1, 0], [(1, "REFUNDED"), (2, "DECLINED")]),
-        ([1, 2, 0, 1, 0, 2], [(1, "REFUNDED")]),
+        (
+            [0, 1, 2],
+            [(0, "DECLINED"), (1, "REFUNDED")],
+            [(0, "REFUND_DECLINED"), (1, "APPROVED_AFTER_DECLINE")],
+        ),
+        (
+            [2, 1, 0],
+            [(1, "REFUNDED"), (2, "DECLINED")],
+            [(0, "APPROVED_AFTER_DECLINE"), (2, "REFUND_DECLINED")],
+        ),
+        (
+            [1, 2, 0, 1, 0, 2],
+            [(1, "REFUNDED")],
+            [(0, "APPROVED_AFTER_DECLINE"), (2, "REFUND_DECLINED")],
+        ),
     ],
 )
-def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(settings, order, moves):
-    """Declined by D0's file, approved by day 1's, declined again by day 2's, reconciled in the
-    order given (with reruns): the ledger, the postings and the exceptions end as in date
-    order. The events are what the ledger went through."""
+def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(
+    settings, order, moves, raised
+):
+    """Declined by D0's file, approved by day 1's, declined again alike by day 2's, reconciled
+    in the order given (with reruns): the ledger and the postings end as in date order. The
+    decline is raised once and the approval after D0's decline once, each by the first
+    reconciliation that holds it; the events are what the ledger went through."""
     scenario = Scenario(settings)
     scenario.write_credits(D0, credit("C2", "20.00"))
     scenario.write_transactions(D0, sale("T1", "500.00"))
@@ -401,7 +423,18 @@ def test_the_ledger_ends_the_same_whatever_the_order_of_the_reconciliations(sett
         [],
     ]
     assert [(r[0], r[2], r[3]) for r in exceptions(scenario)] == [
-        (day(n), "REFUND_DECLINED", f"refund {refund_id}: declined 05 Do not honor") for n in (0, 2)
+        (
+            day(n),
+            reason,
+            f"refund {refund_id}: "
+            + {
+                "REFUND_DECLINED": "declined 05 Do not honor",
+                "APPROVED_AFTER_DECLINE": "approved as payment P2 (payments_20260106.csv) after "
+                "payments_20260105.csv line 2 declined it (05): the money moved; check that the "
+                "credit was not refunded another way",
+            }[reason],
+        )
+        for n, reason in raised
     ]
     assert [(when, state) for when, state in events(scenario, refund_id) if state != "SENT"] == [
         (day(n), state) for n, state in moves
@@ -465,3 +498,131 @@ def test_a_card_number_in_a_response_message_is_masked_and_the_row_goes_on(sent)
     assert "14 card ************1111 invalid" in detail
     declined = "select response_message from refund_ledger where status = 'DECLINED'"
     assert scenario.query(declined) == [("card ************1111 invalid",)]
+
+
+def refund_exception_counts(scenario: Scenario) -> list[tuple]:
+    return scenario.query(
+        "select credit_id, reason_code, count(*) from tickler_refund_exceptions "
+        "where source = 'RECONCILIATION' group by all order by all"
+    )
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_a_file_sent_again_under_a_new_date_raises_each_answer_once(sent, order, caplog):
+    """Day 1's file repeats D0's answers (other payment_ids, another processed date): each
+    decline and each other amount is raised once in all, by the date reconciled first, whose
+    reruns raise it again; the other date's reruns raise nothing."""
+    scenario, refunds = sent
+
+    def answers(prefix: str, processed: str) -> list[tuple]:
+        return [
+            payment(f"{prefix}1", "-50.00", refund_id=refunds["C1"], processed=processed),
+            payment(
+                f"{prefix}2",
+                "-20.00",
+                refund_id=refunds["C2"],
+                status="DECLINED",
+                code="54",
+                message="Expired card",
+                processed=processed,
+            ),
+            payment(f"{prefix}3", "-29.00", refund_id=refunds["C3"], processed=processed),
+        ]
+
+    write_payments(scenario, day(0), *answers("P", "2026-01-05"))
+    write_payments(scenario, day(1), *answers("Q", "2026-01-06"))
+    first, second = (day(n) for n in order)
+    reconciliation.run_all(first, scenario.settings)
+    with caplog.at_level(logging.WARNING, logger="auto_refunds.reconciliation"):
+        result = reconciliation.run_all(second, scenario.settings)
+    assert (result.refunded, result.declined, result.amount_mismatches) == (0, 0, 0)
+    assert result.repeated_answers == 3
+    assert (
+        f"REFUND_DECLINED not raised again, the same answer raised it on {first.isoformat()}"
+        in caplog.text
+    )
+    raised = exceptions(scenario)
+    assert [(r[0], r[1], r[2]) for r in raised] == [
+        (first, "C2", "REFUND_DECLINED"),
+        (first, "C3", "RETURN_AMOUNT_MISMATCH"),
+    ]
+    assert scenario.query("select refund_id, count(*) from payment_postings group by all") == [
+        (refunds["C1"], 1)
+    ]
+    # Reruns in either order change nothing: the first date's partition is re-derived.
+    for when in (first, second, first):
+        reconciliation.run_all(when, scenario.settings)
+        assert exceptions(scenario) == raised
+
+
+def test_identical_declining_lines_of_one_file_raise_once(sent):
+    scenario, refunds = sent
+    write_payments(
+        scenario,
+        D0,
+        declined("P1", "-20.00", refunds["C2"]),
+        declined("P2", "-20.00", refunds["C2"]),
+        # Another code is another answer, raised on its own.
+        payment(
+            "P3",
+            "-20.00",
+            refund_id=refunds["C2"],
+            status="DECLINED",
+            code="51",
+            message="Insufficient funds",
+        ),
+    )
+    result = reconciliation.run_all(D0, scenario.settings)
+    assert (result.declined, result.repeated_answers) == (2, 2)
+    assert [(r[1], r[2], r[3].split(": ", 1)[1]) for r in exceptions(scenario)] == [
+        ("C2", "REFUND_DECLINED", "declined 05 Do not honor"),
+        ("C2", "REFUND_DECLINED", "declined 51 Insufficient funds"),
+    ]
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [0, 2, 1]])
+def test_an_approval_after_an_earlier_files_decline_is_posted_and_raised_once(sent, order):
+    """Declined by D0's file, approved by day 1's, and day 1's approval sent again by day 2's
+    file: posted once, APPROVED_AFTER_DECLINE raised once, by the first approving date
+    reconciled; reruns of every date leave the exceptions and postings as they are."""
+    scenario, refunds = sent
+    write_payments(scenario, day(0), declined("P1", "-20.00", refunds["C2"]))
+    write_payments(scenario, day(1), payment("P2", "-20.00", refund_id=refunds["C2"]))
+    write_payments(
+        scenario, day(2), payment("P3", "-20.00", refund_id=refunds["C2"], processed="2026-01-07")
+    )
+    for n in order:
+        reconciliation.run_all(day(n), scenario.settings)
+    approving = order[1]
+    payment_id, file_name = {
+        1: ("P2", "payments_20260106.csv"),
+        2: ("P3", "payments_20260107.csv"),
+    }[approving]
+    assert scenario.query("select as_of_date, payment_id from payment_postings") == [
+        (day(approving), payment_id)
+    ]
+    assert ledger(scenario)["C2"][:2] == ("REFUNDED", day(approving))
+    raised = exceptions(scenario)
+    assert raised == [
+        (
+            D0,
+            "C2",
+            "REFUND_DECLINED",
+            f"refund {refunds['C2']}: declined 05 Do not honor",
+            refunds["C2"],
+        ),
+        (
+            day(approving),
+            "C2",
+            "APPROVED_AFTER_DECLINE",
+            f"refund {refunds['C2']}: approved as payment {payment_id} ({file_name}) after "
+            "payments_20260105.csv line 2 declined it (05): the money moved; check that the "
+            "credit was not refunded another way",
+            refunds["C2"],
+        ),
+    ]
+    postings_before = [postings(scenario, day(n)) for n in range(3)]
+    for n in (approving, 3 - approving, 0, approving):
+        reconciliation.run_all(day(n), scenario.settings)
+        assert exceptions(scenario) == raised
+    assert [postings(scenario, day(n)) for n in range(3)] == postings_before

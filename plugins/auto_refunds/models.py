@@ -100,6 +100,7 @@ RECONCILIATION_MODELS: tuple[Model, ...] = (
         "tickler_reconciliation_exceptions",
         "payment_postings",
         "unmatched_returns",
+        "payment_answers",
         "reconciliation_quarantine_rows",
     ),
 )

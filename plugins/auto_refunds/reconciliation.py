@@ -120,6 +120,8 @@ PARTITIONS = {
     ),
     "payment_postings": ("marts.payment_postings", "as_of_date = $as_of"),
     "unmatched_returns": ("marts.unmatched_returns", "as_of_date = $as_of"),
+    # The answers D acted on: committed with the exceptions they raised.
+    "payment_answers": ("marts.payment_answers", "as_of_date = $as_of"),
     "quarantine_rows": ("marts.reconciliation_quarantine_rows", "source_file = $payment_file"),
 }
 
@@ -136,12 +138,22 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         try:
             with transaction(con):
                 moved = ledger.apply_transitions(con)
+                # What another date's reconciliation acts on depends on the answers D acted on.
+                answers_changed = scalar(
+                    con,
+                    "select count(*) from ("
+                    "(select * from main.payment_answers where as_of_date = ? "
+                    "except all select * from marts.payment_answers) union all "
+                    "(select * from marts.payment_answers except all "
+                    "select * from main.payment_answers where as_of_date = ?))",
+                    [as_of, as_of],
+                )
                 params = {"as_of": as_of, "payment_file": layout.payments(as_of).name}
                 for table, (rows_from, where) in PARTITIONS.items():
                     used = {name: params[name] for name in params if f"${name}" in where}
                     replace_partition(con, f"main.{table}", rows_from, where, used)
                 new_file = postings_file.record(con, as_of, staged)
-                if moved or new_file:
+                if moved or new_file or answers_changed:
                     ledger.record_publication(con, "reconciliation", as_of)
         except BaseException:
             staged.discard()
@@ -150,8 +162,9 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         staged.promote()
         postings_file.mark_delivered(con, as_of)
         refunded, declined, mismatched = con.execute(
-            "select count(*) filter (where to_post), count(*) filter (where outcome = 'DECLINED'), "
-            "count(*) filter (where outcome = 'AMOUNT_MISMATCH') "
+            "select count(*) filter (where to_post), "
+            "count(*) filter (where outcome = 'DECLINED' and acts), "
+            "count(*) filter (where outcome = 'AMOUNT_MISMATCH' and acts) "
             "from intermediate.int_payments_matched_to_refunds"
         ).fetchone()
         unanswered = scalar(
@@ -165,7 +178,7 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
         ).fetchall()
         repeated = con.execute(
             "select refund_id, payment_id, status, payment_amount, outcome, to_post, "
-            "moves_ledger, ledger_status "
+            "moves_ledger, ledger_status, acts, acted_on "
             "from intermediate.int_payments_matched_to_refunds "
             "where answered_before order by refund_id, line_number"
         ).fetchall()
@@ -209,12 +222,24 @@ def publish(as_of: dt.date, settings: Settings | None = None) -> Reconciled:
 
 
 def _what_a_repeated_answer_did(
-    outcome: str, to_post: bool, moves_ledger: bool, ledger_status: str
+    outcome: str,
+    to_post: bool,
+    moves_ledger: bool,
+    ledger_status: str,
+    acts: bool,
+    acted_on: dt.date | None,
 ) -> str:
+    # The same answer acts once (int_payments_matched_to_refunds, acts).
+    if acts:
+        raised = "raised"
+    elif acted_on is not None:
+        raised = f"not raised again, the same answer raised it on {acted_on.isoformat()}"
+    else:
+        raised = "not raised again, the same answer raised it on an earlier line of this file"
     done = {
         "REFUNDED": "posted" if to_post else "not posted, the refund was posted already",
-        "DECLINED": "REFUND_DECLINED raised",
-        "AMOUNT_MISMATCH": "RETURN_AMOUNT_MISMATCH raised, not posted",
+        "DECLINED": f"REFUND_DECLINED {raised}",
+        "AMOUNT_MISMATCH": f"RETURN_AMOUNT_MISMATCH {raised}, not posted",
     }[outcome]
     held = (
         f"the ledger moves from {ledger_status} to {outcome}"
@@ -226,7 +251,8 @@ def _what_a_repeated_answer_did(
         # credit of the same account may have been refunded against that room meanwhile.
         held += (
             "; money moved after a decline, so its sale may now be refunded beyond its amount "
-            "(check the sale's other refunds since the decline)"
+            "(check the sale's other refunds since the decline; an earlier file's decline "
+            "raises APPROVED_AFTER_DECLINE)"
         )
     return f"{done}, {held}"
 

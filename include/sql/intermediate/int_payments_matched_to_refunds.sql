@@ -4,7 +4,11 @@
 -- - a refund is posted once: by the first approving line of a file, unless another date posted
 --   it (to_post);
 -- - the ledger moves by the file's highest-ranked answer (its first line of that rank), as
---   ledger_moves_forward (macros.sql) allows: moves_ledger.
+--   ledger_moves_forward (macros.sql) allows: moves_ledger;
+-- - an answer acts once (acts: its exception is raised): the same answer is the same refund_id,
+--   status, payment_amount and response_code, whatever its payment_id, file or line; it acts on
+--   its first line in the file, unless the reconciliation of another date acted on it first
+--   (main.payment_answers, acted). A rerun of D acts as D did.
 with
 
 stg_payments as (
@@ -30,6 +34,19 @@ posted_on_other_dates as (
     where refund_id is not null and as_of_date <> getvariable('as_of_date')
 ),
 
+-- The answers the reconciliation of another date acted on, and the first such date.
+acted_on_other_dates as (
+    select
+        refund_id,
+        status,
+        payment_amount,
+        response_code,
+        min(as_of_date) as acted_on
+    from main.payment_answers
+    where acted and as_of_date <> getvariable('as_of_date')
+    group by refund_id, status, payment_amount, response_code
+),
+
 answered_on_other_dates as (
     select distinct refund_id
     from refund_ledger_events
@@ -49,7 +66,16 @@ joined as (
         refund_ledger.status_date as ledger_status_date,
         row_number() over (
             partition by stg_payments.refund_id order by stg_payments.line_number
-        ) as line_rank
+        ) as line_rank,
+        -- 1 on the first line of each answer in this file (nulls alike, as one answer).
+        row_number() over (
+            partition by
+                stg_payments.refund_id,
+                stg_payments.status,
+                stg_payments.payment_amount,
+                stg_payments.response_code
+            order by stg_payments.line_number
+        ) as answer_line_rank
     from stg_payments
     left join refund_ledger
         on stg_payments.refund_id = refund_ledger.refund_id
@@ -103,6 +129,10 @@ placed as (
             when first_approvals.line_number < ranked.line_number
                 then first_approvals.payment_id
         end as approved_before_in_file,
+        acted_on_other_dates.acted_on,
+        ranked.was_sent
+        and ranked.answer_line_rank = 1
+        and acted_on_other_dates.refund_id is null as acts,
         ranked.was_sent
         and (
             ranked.line_rank > 1
@@ -128,6 +158,12 @@ placed as (
         on ranked.refund_id = posted_on_other_dates.refund_id
     left join answered_on_other_dates
         on ranked.refund_id = answered_on_other_dates.refund_id
+    left join acted_on_other_dates
+        on
+            ranked.refund_id = acted_on_other_dates.refund_id
+            and ranked.status = acted_on_other_dates.status
+            and ranked.payment_amount = acted_on_other_dates.payment_amount
+            and ranked.response_code is not distinct from acted_on_other_dates.response_code
 ),
 
 final as (
@@ -152,6 +188,9 @@ final as (
         to_post,
         moves_ledger,
         answered_before,
+        answer_line_rank,
+        acts,
+        acted_on,
         -- Ids are kept as they are, but not in a text for a person (CONTRACT 7).
         mask_card_numbers(case outcome
             when 'REFUNDED' then 'approved, ' || payment_amount || ' as payment ' || payment_id

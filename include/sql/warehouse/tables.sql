@@ -150,6 +150,24 @@ create table if not exists main.refund_ledger_events (
     detail varchar
 );
 
+-- Each answer of a payment file to a refund we sent, one row per date and answer (its first line):
+-- the same answer is the same refund_id, status, payment_amount and response_code, whatever the
+-- payment_id, file or line. acted: this date's reconciliation acted on it (raised its exception),
+-- since no other date's had; an answer acts once, in the reconciliation that first holds it, and
+-- in that date's reruns. Written by the reconciliation's publish, one partition per date.
+create table if not exists main.payment_answers (
+    as_of_date date not null,
+    refund_id varchar not null,
+    status varchar not null,
+    payment_amount decimal(18, 2) not null,
+    response_code varchar,
+    outcome varchar not null,
+    source_file varchar not null,
+    line_number bigint not null,
+    payment_id varchar not null,
+    acted boolean not null
+);
+
 -- One row per published refund file: its manifest.
 create table if not exists main.refund_files (
     as_of_date date primary key,
