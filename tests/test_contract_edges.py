@@ -102,9 +102,11 @@ def test_declined_then_approved_in_a_later_file(sent):
     assert [line.split(",")[:5] for line in postings(scenario, day(1))[1:]] == [
         ["P2", "CL1", "A1", "IP-P2", refunds["C2"]],
     ]
-    # The decline of D0 stays in its partition, history.
+    # The decline of D0 stays in its partition, history; the approval after it asks a person
+    # to check that the credit was not refunded another way meanwhile.
     assert [(r[0], r[1], r[2]) for r in exceptions(scenario)] == [
         (D0, "C2", "REFUND_DECLINED"),
+        (day(1), "C2", "APPROVED_AFTER_DECLINE"),
     ]
     # Refunded now: a credit still open is not refunded again, nor called declined.
     scenario.write_credits(day(2), credit("C2", "20.00"))

@@ -25,7 +25,7 @@ from auto_refunds.settings import Settings
 D1 = dt.date(2026, 3, 2)
 D2 = dt.date(2026, 3, 3)
 SPEC = sample_data.Spec(D1, days=2, credits=400, transactions=1600, seed=21)
-RECONCILED_TABLES = ("payment_postings", "unmatched_returns", "postings_files")
+RECONCILED_TABLES = ("payment_postings", "unmatched_returns", "postings_files", "payment_answers")
 
 
 def in_folder(folder: Path, monkeypatch) -> Settings:
