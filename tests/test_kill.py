@@ -278,7 +278,11 @@ def test_the_next_day_heals_a_kill_between_the_file_and_the_ledger(inputs, unint
 # Reconciliation: four dates published and answered; the kill hits the reconciliation of the first.
 RECONCILED = [DAY_1 + dt.timedelta(days=n) for n in range(4)]
 RECONCILIATION_TABLES = (
-    "payment_postings", "unmatched_returns", "postings_files", "payment_files", "payment_answers"
+    "payment_postings",
+    "unmatched_returns",
+    "postings_files",
+    "payment_files",
+    "payment_answers",
 )
 
 
