@@ -38,6 +38,8 @@ Conventions where the contract is silent (the project's choices, followed here):
 Not modelled: the project's own choice that a processor REFUND carrying a refund_id of D's own
 run is not counted in a rerun of D (only reachable when a transactions file of D is re-delivered
 with such rows); the tests never generate it.
+
+Over 300 lines on purpose: the reference is independent only if it is whole, read top to bottom.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The card-number detector: Python and the DuckDB macros that call it agree, case by case and on
-random strings, and masking leaves nothing a detector would find (CONTRACT 7)."""
+random strings, and masking leaves nothing a detector would find (CONTRACT 7).
+
+Over 300 lines: the cases are the definition's edges, kept beside each other.
+"""
 
 from __future__ import annotations
 

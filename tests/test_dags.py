@@ -1,4 +1,7 @@
-"""The DAGs: they load, follow the house rules, and run end to end with ``dag.test()``."""
+"""The DAGs: they load, follow the house rules, and run end to end with ``dag.test()``.
+
+Over 300 lines: the house rules and the end-to-end runs share the DAG bag and its fixtures.
+"""
 
 from __future__ import annotations
 

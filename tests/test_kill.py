@@ -6,6 +6,8 @@ SIGKILL, either at a named crash point or after a random delay. A random kill co
 landed in the run: the process was still running when the signal went (it died of it), had begun
 its work and had not finished its writes; a kill that came too late (or too early) is tried again
 from the same state, sooner (or later), a bounded number of times.
+
+Over 300 lines: every crash point and the random kills share the runner that kills and compares.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """One unit test per SQL model of the reconciliation DAG (CONTRACT 5): given rows for its inputs,
-the exact rows it builds. The scenario tests are in test_reconciliation.py."""
+the exact rows it builds. The scenario tests are in test_reconciliation.py.
+
+Over 300 lines: one test per model of the layer, kept together.
+"""
 
 from __future__ import annotations
 

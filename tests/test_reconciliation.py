@@ -1,4 +1,7 @@
-"""CONTRACT 5: ImaginePay's payment file against the refunds we sent, one outcome at a time."""
+"""CONTRACT 5: ImaginePay's payment file against the refunds we sent, one outcome at a time.
+
+Over 300 lines: one scenario per answer of CONTRACT 5, sharing their fixtures.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ When it fails after a change of what the typing produces: bump the constant it n
 again, and paste the line it prints into ``RECORDED``. Only when the typed rows cannot differ
 (a reformatting that the normalization does not see through, a rename), you may record the new
 fingerprint under the current value instead: then nothing is typed again.
+
+Over 300 lines: the fingerprinting it needs (SQL normalized, ASTs without docstrings) is its
+own, kept beside the table it checks.
 """
 
 from __future__ import annotations

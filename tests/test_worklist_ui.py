@@ -1,7 +1,10 @@
 """The worklist in the Airflow UI, end to end: a real API server with the SimpleAuthManager (the
 embedded default), Debian's Chromium driven by Playwright, and a DAG run writing meanwhile.
 
-Screenshots go to test-output/worklist/ (git-ignored)."""
+Screenshots go to test-output/worklist/ (git-ignored).
+
+Over 300 lines: one browser session plays the whole day, step by step.
+"""
 
 from __future__ import annotations
 

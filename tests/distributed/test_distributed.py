@@ -5,6 +5,8 @@ PostgreSQL, Redis, api-server, scheduler, dag-processor, triggerer, the warehous
 order and share one cluster and one data folder; each phase compares what the cluster wrote with
 `airflow dags test` replaying the same dates, in the same order, on a copy of the data taken
 before the phase (``Replay``).
+
+Over 300 lines: the phases run in order on one cluster, so they live in one module.
 """
 
 from __future__ import annotations
