@@ -7,7 +7,6 @@ import importlib.util
 import re
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -26,6 +25,42 @@ SECRETS = (
 )
 # playwright drives Debian's Chromium in the worklist's browser test.
 DEV_TOOLS = ("pytest", "hypothesis", "ruff", "sqlfluff", "playwright")
+# Compose's secret of each variable of .env: a file at /run/secrets/<name>, in the services below.
+SECRET_FILES = {
+    "POSTGRES_PASSWORD": "postgres_password",
+    "REDIS_PASSWORD": "redis_password",
+    "AIRFLOW_ADMIN_PASSWORD": "airflow_admin_password",
+    "AIRFLOW_JWT_SECRET": "airflow_jwt_secret",
+    "AIRFLOW_API_SECRET_KEY": "airflow_api_secret_key",
+    "AIRFLOW_FERNET_KEY": "airflow_fernet_key",
+}
+# Which service sees which secret; the README (Security) says why, from Airflow 3.3's code. A
+# worker runs the tasks' code: it must hold neither the JWT secret (a token for any user) nor the
+# Fernet key. It holds the PostgreSQL password for Celery's result backend, the metadata DB.
+SECRETS_OF = {
+    "postgres": {"postgres_password"},
+    "redis": {"redis_password"},
+    "airflow-apiserver": {
+        "postgres_password",
+        "airflow_fernet_key",
+        "airflow_jwt_secret",
+        "airflow_api_secret_key",
+    },
+    "airflow-scheduler": {
+        "postgres_password",
+        "redis_password",
+        "airflow_fernet_key",
+        "airflow_jwt_secret",
+    },
+    "airflow-dag-processor": {"postgres_password", "airflow_fernet_key"},
+    "airflow-triggerer": {"postgres_password", "airflow_fernet_key", "airflow_api_secret_key"},
+    "airflow-worker": {"postgres_password", "redis_password", "airflow_api_secret_key"},
+    "airflow-worker-default": {"postgres_password", "redis_password", "airflow_api_secret_key"},
+    "airflow-init": {"postgres_password", "airflow_admin_password"},
+}
+WORKERS = ("airflow-worker", "airflow-worker-default")
+# Variables only a container needs (the image's entrypoint and its init), none of them a setting.
+CONTAINER_ONLY = {"DUMB_INIT_SETSID", "CONNECTION_CHECK_MAX_COUNT", "_AIRFLOW_DB_MIGRATE"}
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",
     "airflow-scheduler": "scheduler",
@@ -86,8 +121,6 @@ def test_airflow_services_run_the_project_image_and_commands(compose):
         assert service["command"].startswith(command), name
         env = service_env(service)
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
-        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
         assert env["AUTO_REFUNDS_DATA_DIR"] == "/opt/airflow/data"
         assert service["depends_on"]["airflow-init"]["condition"] == (
             "service_completed_successfully"
@@ -138,9 +171,10 @@ def test_one_worker_serves_the_warehouse_queue_one_task_at_a_time(compose, dagba
 def test_the_init_service_migrates_and_writes_the_admin_password(compose):
     init = compose["services"]["airflow-init"]
     assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
-    assert init["environment"]["ADMIN_PASSWORD"].startswith("${AIRFLOW_ADMIN_PASSWORD:?")
+    assert "airflow_admin_password" in init["secrets"]
     passwords = service_env(init)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
     script = "\n".join(init["command"])
+    assert 'open("/run/secrets/airflow_admin_password")' in script
     assert f"> {passwords}" in script and f"chmod 600 {passwords}" in script
     assert service_env(init)["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "airflow:admin"
     # The API server reads the file the init service wrote.
@@ -164,18 +198,14 @@ def test_both_forms_read_the_shared_settings_and_compose_overrides_none(compose)
 
 
 def test_both_forms_set_the_same_per_deployment_settings(compose):
-    compose_env = set(compose["services"]["airflow-scheduler"]["environment"])
-    local = cluster.deployment_env(
-        pg_port=1,
-        pg_password="p",
-        redis_port=2,
-        redis_password="r",
-        api_port=3,
-        secrets_={"fernet": "f", "jwt": "j", "api": "a"},
-        passwords_file=Path("/x"),
-        data_dir=Path("/d"),
-    )
+    compose_env = set(compose["x-airflow-common"]["environment"])
+    local = cluster.deployment_env(api_port=3, passwords_file=Path("/x"), data_dir=Path("/d"))
     assert set(local) == compose_env
+    # Beyond those, a service has only its secrets' `_CMD` settings (the process form takes them
+    # from this file, service_secret_env) and what only a container needs.
+    for name in [*AIRFLOW_SERVICES, "airflow-init"]:
+        own = set(compose["services"][name]["environment"]) - compose_env
+        assert {k for k in own if not k.endswith("_CMD")} <= CONTAINER_ONLY, name
     # What only the process form adds: ports and homes a container has to itself, and short
     # waits that are settings of Airflow or of the product, none of them a deployment setting.
     assert not set(cluster.LOCAL_ONLY) & (compose_env | set(cluster.read_env_file()))
@@ -184,8 +214,6 @@ def test_both_forms_set_the_same_per_deployment_settings(compose):
         k.startswith(("AUTO_REFUNDS_PAYMENT_FILE_", "AIRFLOW__SCHEDULER__TASK_INSTANCE_"))
         for k in cluster.TEST_TUNING
     )
-    for secret, value in {"fernet": "f", "jwt": "j", "api": "a"}.items():
-        assert value in local.values(), secret
 
 
 def test_both_forms_run_the_same_services_with_the_same_commands(compose):
@@ -283,45 +311,159 @@ def test_every_secret_comes_from_env_without_a_default(compose):
         assert ops == {":?"}, (name, ops)
         with pytest.raises(MissingVariable, match=name):
             interpolated(compose, {**GENERATED, name: ""})
-    # Nothing that looks like a literal password is left: each setting of a password or key, in
-    # every service, is made of the secrets alone, and every URL's password is one of them.
+    # Each goes from .env into its secret's file, and its value into nothing else: the list that
+    # makes compose stop when one is missing is all that names them.
+    assert compose["secrets"] == {
+        file: {"environment": variable} for variable, file in SECRET_FILES.items()
+    }
+    assert set(SECRET_FILES) == set(SECRETS)
     resolved = interpolated(compose, GENERATED)
-    secret_values = set(GENERATED.values())
-    checked = 0
-    for name, service in resolved["services"].items():
-        for key, value in (service.get("environment") or {}).items():
-            value = str(value)
-            if re.search(r"PASSWORD$|SECRET|FERNET_KEY|REDISCLI_AUTH", key) and "FILE" not in key:
-                assert value in secret_values, (name, key, value)
-                checked += 1
-            if "://" in value:
-                password = urlsplit(value).password
-                assert password is None or password in secret_values, (name, key, value)
-                checked += password is not None
-    assert checked >= 3 * len(AIRFLOW_SERVICES)
+    places = [where for where, value in strings(resolved) if set(GENERATED.values()) & {value}]
+    assert sorted(places) == [("x-required-secrets", i) for i in range(len(SECRETS))]
+    assert not [
+        (where, value)
+        for where, value in strings(resolved)
+        for secret in GENERATED.values()
+        if secret in value and where[0] != "x-required-secrets"
+    ]
 
 
-def test_the_secrets_reach_the_services_that_need_them(compose):
-    services = interpolated(compose, GENERATED)["services"]
-    pg, redis = GENERATED["POSTGRES_PASSWORD"], GENERATED["REDIS_PASSWORD"]
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == pg
-    assert services["redis"]["command"] == ["redis-server", "--requirepass", redis]
-    assert services["redis"]["environment"]["REDISCLI_AUTH"] == redis
+def secrets_seen(service: dict) -> tuple[set[str], set[str]]:
+    """The secrets a service can read (its `secrets:`, every /run/secrets/<name> it names and
+    every secret of .env interpolated anywhere in it: environment, command, healthcheck), and
+    those of them it mounts."""
+    mounted = {s if isinstance(s, str) else s["source"] for s in service.get("secrets", [])}
+    seen = set(mounted)
+    for _, value in strings(service):
+        seen |= set(re.findall(r"/run/secrets/(\w+)", value))
+        seen |= {
+            SECRET_FILES[m["name"]] for m in _VARIABLE.finditer(value) if m["name"] in SECRET_FILES
+        }
+    return seen, mounted
+
+
+def test_each_service_sees_only_the_secrets_it_needs(compose):
+    services = compose["services"]
+    assert set(services) == set(SECRETS_OF)
+    for name, service in services.items():
+        seen, mounted = secrets_seen(service)
+        assert seen == SECRETS_OF[name], (name, seen ^ SECRETS_OF[name])
+        # Every secret it reads is mounted, and every secret mounted is read.
+        assert mounted == seen, name
+    for name in WORKERS:
+        keys = set(services[name]["environment"])
+        assert not [k for k in keys if re.search(r"JWT|FERNET|SQL_ALCHEMY_CONN", k)], name
+
+
+# A command may read a secret's file only into the shell's printf (a builtin: no process gets
+# the value as an argument) or into one command's environment variable (REDISCLI_AUTH=...).
+_READ = re.compile(r'"\$?\$\(cat /run/secrets/\w+\)"')
+_SAFE_READ = re.compile(
+    r'(?:\bprintf (?:%s|"[^"]*"|\'[^\']*\') |(?:^|[\s\'])[A-Z_]+=)"\$?\$\(cat /run/secrets/\w+\)"'
+)
+
+
+def commands(service: dict) -> list[str]:
+    """Every command line of a service: its command, entrypoint and healthcheck, and the
+    `_CMD` settings Airflow runs."""
+    found = []
+    for key in ("command", "entrypoint"):
+        value = service.get(key)
+        found += [value] if isinstance(value, str) else list(value or [])
+    found += list((service.get("healthcheck") or {}).get("test", []))
+    found += [v for k, v in (service.get("environment") or {}).items() if k.endswith("_CMD")]
+    return [str(c) for c in found]
+
+
+def test_no_secret_is_on_a_command_line_or_in_a_workers_environment(compose):
+    resolved = interpolated(compose, GENERATED)["services"]
+    reads = 0
+    for name, service in compose["services"].items():
+        for line in commands(service):
+            # No value interpolated into a command line...
+            assert not [m for m in _VARIABLE.finditer(line) if m["name"] in SECRET_FILES], name
+            # ...and a secret's file read only where no process gets it as an argument.
+            found = len(_READ.findall(line))
+            assert len(_SAFE_READ.findall(line)) == found, (name, line)
+            reads += found
+        assert "--requirepass" not in str(service.get("command")), name
+        for line in commands(resolved[name]):
+            assert not [v for v in GENERATED.values() if v in line], (name, line)
+    assert reads >= 10
+    # A worker runs the tasks' code: none of its environment variables holds a secret.
+    for name in WORKERS:
+        env = resolved[name]["environment"]
+        assert not [k for k, v in env.items() if any(s in str(v) for s in GENERATED.values())]
+
+
+def test_the_secret_commands_are_airflow_settings_that_take_them():
+    # Airflow runs AIRFLOW__<SECTION>__<KEY>_CMD only for an option it registers as sensitive
+    # (and silently ignores it otherwise).
+    from airflow.configuration import conf
+
+    keys = {
+        k
+        for service in load_compose()["services"].values()
+        for k in (service.get("environment") or {})
+        if k.endswith("_CMD")
+    }
+    assert keys
+    for key in keys:
+        section, option = key.removeprefix("AIRFLOW__").removesuffix("_CMD").lower().split("__")
+        assert (section, option) in conf.sensitive_config_values, key
+
+
+def test_the_secret_commands_read_the_files(compose, tmp_path):
+    """What each `_CMD` setting gives, run as Airflow runs it, on secret files as the process
+    form writes them (docker-compose.yaml's commands, with its hosts and /run/secrets mapped)."""
+    from airflow.configuration import run_command
+
+    values = {file: GENERATED[variable] for variable, file in SECRET_FILES.items()}
+    values["airflow_fernet_key"] = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="
+    holder = cluster.Cluster(tmp_path)
+    holder.write_secrets(values)
+    pg, redis = values["postgres_password"], values["redis_password"]
+    expected = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD": (
+            f"postgresql+psycopg2://airflow:{pg}@127.0.0.1:5/airflow"
+        ),
+        "AIRFLOW__CELERY__RESULT_BACKEND_CMD": (
+            f"db+postgresql+psycopg2://airflow:{pg}@127.0.0.1:5/airflow"
+        ),
+        "AIRFLOW__CELERY__BROKER_URL_CMD": f"redis://:{redis}@127.0.0.1:6/0",
+        "AIRFLOW__CORE__FERNET_KEY_CMD": values["airflow_fernet_key"],
+        "AIRFLOW__API_AUTH__JWT_SECRET_CMD": values["airflow_jwt_secret"],
+        "AIRFLOW__API__SECRET_KEY_CMD": values["airflow_api_secret_key"],
+    }
     for name in [*AIRFLOW_SERVICES, "airflow-init"]:
-        env = services[name]["environment"]
-        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
-            f"postgresql+psycopg2://airflow:{pg}@postgres/airflow"
+        env = cluster.service_secret_env(
+            name, secrets_dir=holder.secrets_dir, pg_port=5, redis_port=6
         )
-        assert (
-            env["AIRFLOW__CELERY__RESULT_BACKEND"]
-            == f"db+postgresql+psycopg2://airflow:{pg}@postgres/airflow"
-        )
-        assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{redis}@redis:6379/0"
-        assert env["AIRFLOW__CORE__FERNET_KEY"] == GENERATED["AIRFLOW_FERNET_KEY"]
-        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == GENERATED["AIRFLOW_JWT_SECRET"]
-        assert env["AIRFLOW__API__SECRET_KEY"] == GENERATED["AIRFLOW_API_SECRET_KEY"]
-    init_env = services["airflow-init"]["environment"]
-    assert init_env["ADMIN_PASSWORD"] == GENERATED["AIRFLOW_ADMIN_PASSWORD"]
+        assert set(env) == {
+            k for k in compose["services"][name]["environment"] if k.endswith("_CMD")
+        }
+        for key, command in env.items():
+            assert run_command(command) == expected[key], (name, key)
+    # In compose, the same commands name the containers' hosts.
+    common = compose["services"]["airflow-scheduler"]["environment"]
+    assert "@postgres/airflow" in common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"]
+    assert "@redis:6379/0" in common["AIRFLOW__CELERY__BROKER_URL_CMD"]
+
+
+def test_postgres_and_redis_read_their_passwords_from_files(compose):
+    services = compose["services"]
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert "POSTGRES_PASSWORD" not in postgres
+    redis = services["redis"]
+    script = redis["command"][-1]
+    # The configuration file holding the password lives in memory, private to the redis user.
+    assert "/run/redis" in redis["tmpfs"]
+    assert "umask 077" in script
+    assert re.search(r"printf 'requirepass %s\\n' .* > /run/redis/redis\.conf", script)
+    assert script.rstrip().endswith("exec docker-entrypoint.sh redis-server /run/redis/redis.conf")
+    assert "REDISCLI_AUTH=" in redis["healthcheck"]["test"][-1]
+    assert "environment" not in redis
 
 
 def test_the_api_server_is_published_on_loopback_by_default(compose):

@@ -5,6 +5,10 @@ a generated password), then every Airflow service of docker-compose.yaml, each w
 compose gives it, and the settings of deploy/airflow.env plus the per-deployment values compose
 sets (here: local hosts, free ports, temporary folders, secrets made for this run).
 
+The secrets are files here too, one per compose secret in a private folder that stands for
+/run/secrets, and each service gets exactly the `_CMD` settings compose gives it, read from
+docker-compose.yaml (``service_secret_env``): a service that lacks a secret it needs fails here.
+
 What only this form adds (``LOCAL_ONLY``): the ports that containers would each have to
 themselves, AIRFLOW_HOME, and the short waits of ``TEST_TUNING`` so that a lost worker and a late
 payment file are seen within minutes. tests/test_deployment.py checks that nothing else differs.
@@ -62,6 +66,19 @@ LOCAL_ONLY = (
 )
 
 
+# The secrets of docker-compose.yaml (its top-level `secrets:`), as files in this form.
+SECRET_NAMES = (
+    "postgres_password",
+    "redis_password",
+    "airflow_admin_password",
+    "airflow_jwt_secret",
+    "airflow_api_secret_key",
+    "airflow_fernet_key",
+)
+# Where compose mounts them, and the hosts its settings name, replaced by their local places.
+SECRETS_MOUNT = "/run/secrets/"
+
+
 def read_env_file(path: Path = SHARED_ENV_FILE) -> dict[str, str]:
     """KEY=value lines, as compose's env_file reads them (no quotes or interpolation used)."""
     env = {}
@@ -86,6 +103,20 @@ def airflow_services() -> dict[str, list[str]]:
     return services
 
 
+def service_secret_env(
+    name: str, *, secrets_dir: Path, pg_port: int, redis_port: int
+) -> dict[str, str]:
+    """The `_CMD` settings compose gives service ``name``, reading this form's secret files."""
+    service = compose()["services"][name.split("#")[0]]
+    env = {}
+    for key, value in service["environment"].items():
+        if key.endswith("_CMD"):
+            value = value.replace("$$", "$").replace(SECRETS_MOUNT, f"{secrets_dir}/")
+            value = value.replace("@postgres/", f"@127.0.0.1:{pg_port}/")
+            env[key] = value.replace("@redis:6379/", f"@127.0.0.1:{redis_port}/")
+    return env
+
+
 def free_port(taken: list[int] | None = None) -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -95,27 +126,11 @@ def free_port(taken: list[int] | None = None) -> int:
     return port
 
 
-def deployment_env(
-    *,
-    pg_port: int,
-    pg_password: str,
-    redis_port: int,
-    redis_password: str,
-    api_port: int,
-    secrets_: dict[str, str],
-    passwords_file: Path,
-    data_dir: Path,
-) -> dict[str, str]:
-    """The values compose sets per deployment (its `environment:`), for this machine."""
-    pg = f"airflow:{pg_password}@127.0.0.1:{pg_port}/airflow"
+def deployment_env(*, api_port: int, passwords_file: Path, data_dir: Path) -> dict[str, str]:
+    """The values compose sets per deployment for every Airflow service (its common
+    `environment:`), for this machine; the secrets come per service (``service_secret_env``)."""
     return {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{pg}",
-        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{pg}",
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://:{redis_password}@127.0.0.1:{redis_port}/0",
-        "AIRFLOW__CORE__FERNET_KEY": secrets_["fernet"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets_["jwt"],
-        "AIRFLOW__API__SECRET_KEY": secrets_["api"],
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
@@ -139,6 +154,9 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     admin_password: str = ""
     api_port: int = 0
+    pg_port: int = 0
+    redis_port: int = 0
+    secrets_dir: Path | None = None
     ports: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -181,10 +199,23 @@ class Cluster:
         for process in reversed(self.processes):
             self.stop(process)
 
+    def service_env(self, name: str) -> dict[str, str]:
+        """What compose's service ``name`` sees: the shared settings and its own secrets."""
+        return {
+            **self.env,
+            **service_secret_env(
+                name,
+                secrets_dir=self.secrets_dir,
+                pg_port=self.pg_port,
+                redis_port=self.redis_port,
+            ),
+        }
+
     def airflow(self, *args: str, check: bool = True, timeout: float = 300) -> str:
+        """The CLI with what airflow-init has: the metadata DB."""
         result = subprocess.run(
             ["airflow", *args],
-            env=self.env,
+            env=self.service_env("airflow-init"),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -303,9 +334,19 @@ class Cluster:
         wait_for(lambda: redis_ping(port, password), 30, "Redis to answer")
         return port, password
 
+    def write_secrets(self, values: dict[str, str]) -> None:
+        """One private file per secret, as compose mounts them (a trailing newline, as a file
+        an operator wrote would have: the `_CMD` settings drop it)."""
+        self.secrets_dir = self.root / "secrets"
+        self.secrets_dir.mkdir(mode=0o700)
+        for name in SECRET_NAMES:
+            path = self.secrets_dir / name
+            path.touch(mode=0o600)
+            path.write_text(values[name] + "\n")
+
     def configure(self, data_dir: Path, tuning: dict[str, str]) -> None:
-        pg_port, pg_password = self.start_postgres()
-        redis_port, redis_password = self.start_redis()
+        self.pg_port, pg_password = self.start_postgres()
+        self.redis_port, redis_password = self.start_redis()
         self.api_port = free_port(self.ports)
         self.admin_password = secrets.token_urlsafe(18)
         passwords_file = self.root / "auth" / "passwords.json"
@@ -314,11 +355,16 @@ class Cluster:
         passwords_file.chmod(0o600)
         from cryptography.fernet import Fernet
 
-        generated = {
-            "fernet": Fernet.generate_key().decode(),
-            "jwt": secrets.token_hex(32),
-            "api": secrets.token_hex(32),
-        }
+        self.write_secrets(
+            {
+                "postgres_password": pg_password,
+                "redis_password": redis_password,
+                "airflow_admin_password": self.admin_password,
+                "airflow_jwt_secret": secrets.token_hex(32),
+                "airflow_api_secret_key": secrets.token_hex(32),
+                "airflow_fernet_key": Fernet.generate_key().decode(),
+            }
+        )
         home = self.root / "airflow-home"
         home.mkdir()
         base = {
@@ -328,14 +374,7 @@ class Cluster:
             **base,
             **read_env_file(),
             **deployment_env(
-                pg_port=pg_port,
-                pg_password=pg_password,
-                redis_port=redis_port,
-                redis_password=redis_password,
-                api_port=self.api_port,
-                secrets_=generated,
-                passwords_file=passwords_file,
-                data_dir=data_dir,
+                api_port=self.api_port, passwords_file=passwords_file, data_dir=data_dir
             ),
             **tuning,
             "AIRFLOW_HOME": str(home),
@@ -361,11 +400,12 @@ class Cluster:
         self.timings["services_up_s"] = time.monotonic() - started
 
     def start_service(self, name: str, argv: list[str]) -> Process:
-        env = self.env
+        """Compose's service ``name`` (``name#2``: a second process of it) with its secrets."""
+        env = self.service_env(name)
         if argv[:2] == ["celery", "worker"]:
             # Each worker serves its logs on a port of its own (a container has its own).
             port = free_port(self.ports)
-            env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
+            env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port)}
         return self.start(name, ["airflow", *argv], env=env)
 
     @property
