@@ -117,6 +117,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_kill.py": {"scenario", "slow"},
         "test_landing_and_quarantine.py": {"scenario"},
         "test_landing_edges.py": {"scenario"},
+        "test_hostile_files.py": {"scenario"},
         "test_money_guards.py": {"scenario"},
         "test_property_rules.py": {"scenario", "slow"},
         "test_publish.py": {"scenario"},
