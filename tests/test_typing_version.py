@@ -41,9 +41,11 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
 RECORDED = {
     "TRANSACTIONS_TYPING_VERSION": {
         1: "c2007d1f96216918dcd8ead95704058e7353a046cfda931cb71b275a76265a4b",
+        2: "c80d06b6841b6945a950ca88265846bfb8f916f1ae0d6c71401bcfe6417dc093",
     },
     "LINES_VERSION": {
         1: "7e8ebf43a3e774efdfa4e52da2899ff0f1019490c0b966c2e25ebb7f68af099b",
+        2: "3deab3b63dc3f06f9e830ea4316dc9000ac1b7ad79067dd6a60ae533c234d77f",
     },
     "CARD_NUMBERS_VERSION": {
         1: "a5f20917c247ad13ba7075336255cdb617fa5849b61219a8a9f6e22384102329",
@@ -75,7 +77,7 @@ COVERED = {
         "file_lines",
         python=(
             ("file_lines", ("lines_query", "insertion_order")),
-            ("pipe_feed", ("readable", "is_not_utf8", "NOT_UTF8_MARK")),
+            ("pipe_feed", ("readable", "is_marked", "MARKS")),
             ("csv_records", ("join_quoted_line_breaks", "split_fields", "quote_field")),
             ("field_masking", ("masked_line_sql", "mask_fields", "masking")),
             ("layout", ("is_identifier",)),

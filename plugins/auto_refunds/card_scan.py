@@ -75,10 +75,10 @@ def _record_holds_card_number(
 
 def _landed_line_holds_card_number(source: Source, line: str) -> bool:
     """Whether a landed line holds a card number outside the fields landing keeps as they are.
-    A line that is not UTF-8 was landed masked but for its first field, its id."""
-    from auto_refunds.pipe_feed import NOT_UTF8_MARK
+    A line the pipe feed marked was landed masked but for its first field, its id."""
+    from auto_refunds.pipe_feed import is_marked
 
-    if line.startswith(NOT_UTF8_MARK):
+    if is_marked(line):
         return card_numbers.contains(line.partition(",")[2])
     return _record_holds_card_number(line, source.header, is_identifier)
 

@@ -14,7 +14,7 @@ import re
 
 import duckdb
 
-from auto_refunds.pipe_feed import is_not_utf8
+from auto_refunds.pipe_feed import is_marked
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
         # A line between that reads as a record of its own is one: two broken lines around it
         # must not swallow it.
         if (
-            not any(is_not_utf8(line) for line in lines)
+            not any(is_marked(line) for line in lines)
             and is_record(record, width)
             and not any(is_record(line, width) for line in lines[1:-1])
         ):

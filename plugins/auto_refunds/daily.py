@@ -105,16 +105,19 @@ def _known_print(con, path: Path, hasher: ThreadPoolExecutor) -> _Print:
     digest = hashlib.sha256(stats.encode()).hexdigest()
     known = con.execute(
         """
-        select stats.sha256, stats.valid_utf8
+        select stats.sha256, stats.valid_utf8, stats.plain_lines
         from landing.file_stat_digests as stats
         inner join landing.files as files
             on stats.source_file = files.source_file and stats.sha256 = files.sha256
-        where stats.source_file = ? and stats.stat_digest = ?
+        where
+            stats.source_file = ? and stats.stat_digest = ? and stats.plain_lines is not null
         """,
         [path.name, digest],
     ).fetchone()
     if known is not None:
-        return _Print(path, digest, known=fingerprints.Fingerprint(known[0], known[1]))
+        return _Print(
+            path, digest, known=fingerprints.Fingerprint(known[0], known[1], plain_lines=known[2])
+        )
     return _Print(path, digest, hashing=hasher.submit(fingerprints.fingerprint, path))
 
 
@@ -125,8 +128,15 @@ def _recorded(con, printed: _Print) -> fingerprints.Fingerprint:
         return printed.known
     fingerprint = printed.hashing.result()
     con.execute(
-        "insert or replace into landing.file_stat_digests values (?, ?, ?, ?)",
-        [printed.path.name, printed.stat_digest, fingerprint.sha256, fingerprint.valid_utf8],
+        "insert or replace into landing.file_stat_digests "
+        "(source_file, stat_digest, sha256, valid_utf8, plain_lines) values (?, ?, ?, ?, ?)",
+        [
+            printed.path.name,
+            printed.stat_digest,
+            fingerprint.sha256,
+            fingerprint.valid_utf8,
+            fingerprint.plain_lines,
+        ],
     )
     return fingerprint
 

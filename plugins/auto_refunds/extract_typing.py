@@ -75,7 +75,11 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
             con.execute("delete from staging.typed_files where file_kind = ?", [model.file_kind])
     pending = con.execute(
         """
-        select files.source_file, files.file_date, files.sha256, files.valid_utf8
+        select
+            files.source_file,
+            files.file_date,
+            files.sha256,
+            files.valid_utf8 and coalesce(files.plain_lines, false) as read_as_it_is
         from landing.files as files
         left join staging.typed_files as typed
             on files.source_file = typed.source_file
@@ -87,7 +91,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
         """,
         {"kind": model.file_kind},
     ).fetchall()
-    for source_file, file_date, digest, valid_utf8 in pending:
+    for source_file, file_date, digest, read_as_it_is in pending:
         path = folder / source_file
         changed = InputFileError(
             f"{path}: changed or removed since it was registered; run the extract again"
@@ -95,7 +99,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
         if not path.is_file():
             raise changed
         with transaction(con):
-            _type_file(con, model, path, (source_file, file_date, digest, valid_utf8), changed)
+            _type_file(con, model, path, (source_file, file_date, digest, read_as_it_is), changed)
             crash_point("mid_model")
             con.execute(
                 "insert or replace into staging.typed_files values (?, ?, ?, ?)",
@@ -129,8 +133,8 @@ def _type_file(
     registered: tuple[str, dt.date, str, bool],
     changed: Exception,
 ) -> None:
-    """Replace the kept rows of one registered file (name, date, sha256, all UTF-8) by its typed
-    lines, inside the caller's transaction."""
+    """Replace the kept rows of one registered file (name, date, sha256, whether DuckDB reads it
+    as it is) by its typed lines, inside the caller's transaction."""
     from auto_refunds import fingerprints
     from auto_refunds.csv_records import join_quoted_line_breaks
     from auto_refunds.field_masking import masking
@@ -139,12 +143,12 @@ def _type_file(
     from auto_refunds.pipe_feed import readable
 
     source = SOURCES[model.file_kind]
-    source_file, file_date, digest, valid_utf8 = registered
+    source_file, file_date, digest, read_as_it_is = registered
     with ThreadPoolExecutor(1) as hasher:
         # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
         # typed only if it is still the content registered.
         rehashed = hasher.submit(fingerprints.fingerprint, path)
-        with insertion_order(con), masking(con), readable(path, valid_utf8) as lines:
+        with insertion_order(con), masking(con), readable(path, read_as_it_is) as lines:
             # DuckDB's error may quote a line (CONTRACT 7: read_file masks it and names the file).
             # Each line's id hashed as it is numbered, while the line is at hand: read back
             # from the numbered lines, which spill at the largest size, it cost twice as much.

@@ -16,7 +16,7 @@ import duckdb
 from auto_refunds import card_numbers
 from auto_refunds.csv_records import quote_field, split_fields
 from auto_refunds.layout import is_identifier
-from auto_refunds.pipe_feed import is_not_utf8
+from auto_refunds.pipe_feed import is_marked
 
 # Nearly every line holds no 13 digits in a row and costs only card_numbers.MAYBE_A_CARD_NUMBER.
 _MASK_FUNCTION = "mask_card_numbers_in_fields"
@@ -36,12 +36,12 @@ def masked_line_sql(raw_line: str, header: Sequence[str]) -> str:
 def mask_fields(line: str | None, width: int, kept: list[int]) -> str | None:
     """``line`` with the card numbers of its fields masked, but those at the 1-based positions
     ``kept``, which stay as they are so that staging types the real ids. A line that does not
-    split into ``width`` fields, or is not UTF-8, is quarantined whatever it holds: it is masked
-    whole. A line rewritten loses its fields' surrounding blanks and the quotes they did not
-    need, which staging ignores anyway."""
+    split into ``width`` fields, or that the pipe feed marked, is quarantined whatever it holds:
+    it is masked whole. A line rewritten loses its fields' surrounding blanks and the quotes they
+    did not need, which staging ignores anyway."""
     if line is None:
         return None
-    if is_not_utf8(line):
+    if is_marked(line):
         # Its first field is its id, kept so that it still counts when repeated (CONTRACT 2);
         # the rest was masked before its bytes were escaped (pipe_feed), and is masked again.
         first, comma, rest = line.partition(",")

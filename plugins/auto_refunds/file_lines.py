@@ -25,7 +25,7 @@ from auto_refunds.errors import NeedsAPerson
 # How a file becomes numbered records: the reading here, the escaping of pipe_feed, the joining
 # and splitting of csv_records, the masking of field_masking. Part of every typed extract's
 # version (typing_version): bumping it types every extract again.
-LINES_VERSION = 1
+LINES_VERSION = 2
 
 
 class InputFileError(NeedsAPerson):

@@ -20,19 +20,41 @@ class Fingerprint:
     # Whether the file holds a double quote anywhere: only then can a quoted field hold a line
     # break. Not kept with the file's registration: unknown is taken as quoted.
     quoted: bool = True
+    # Whether every line ends alike, all in LF or all in CRLF, and no line holds a CR or a NUL
+    # byte of its own: DuckDB reads such a file's lines as they are (pipe_feed.readable).
+    plain_lines: bool = True
+
+    @property
+    def read_as_it_is(self) -> bool:
+        """Whether DuckDB reads the file itself, rather than its lines fed through a pipe."""
+        return self.valid_utf8 and self.plain_lines
 
 
 def fingerprint(path: Path) -> Fingerprint:
-    """The file's SHA-256, whether all of it is UTF-8 and whether it holds a quote, in one read.
-    ASCII blocks (nearly all) are not decoded."""
+    """The file's SHA-256, whether all of it is UTF-8, whether it holds a quote and whether its
+    lines are plain, in one read. ASCII blocks (nearly all) are not decoded; a block without a
+    CR costs one count of its LFs."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     valid = True
     quoted = False
+    nul = False
+    # Line ends: every CR, every LF, and every CR that an LF follows (across blocks too).
+    crs = lfs = crlfs = 0
+    last = b""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             quoted = quoted or b'"' in block
+            nul = nul or b"\0" in block
+            lfs += block.count(b"\n")
+            cr = block.count(b"\r")
+            if cr:
+                crs += cr
+                crlfs += block.count(b"\r\n")
+            if last == b"\r" and block.startswith(b"\n"):
+                crlfs += 1
+            last = block[-1:]
             if valid and not (block.isascii() and not decoder.getstate()[0]):
                 try:
                     decoder.decode(block)
@@ -43,7 +65,9 @@ def fingerprint(path: Path) -> Fingerprint:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             valid = False
-    return Fingerprint(digest.hexdigest(), valid, quoted)
+    # All LF, or all CRLF: a last line without its line end is either.
+    plain = not nul and (crs == 0 or crs == crlfs == lfs)
+    return Fingerprint(digest.hexdigest(), valid, quoted, plain)
 
 
 def sha256_of(path: Path) -> str:

@@ -135,9 +135,16 @@ def land(
     digest = printed.sha256
     name = path.name
     known = con.execute(
-        "select sha256, data_lines from landing.files where source_file = ?", [name]
+        "select sha256, data_lines, plain_lines from landing.files where source_file = ?", [name]
     ).fetchone()
     if known is not None and known[0] == digest:
+        if known[2] is None:
+            # Registered before its lines were looked at: the typing reads it through the pipe
+            # feed until this is known.
+            con.execute(
+                "update landing.files set plain_lines = ? where source_file = ?",
+                [printed.plain_lines, name],
+            )
         return Landed(name, known[1], reloaded=False)
 
     if source.table is not None:
@@ -149,7 +156,7 @@ def land(
         if printed.quoted:
             # Records are joined across the line breaks of quoted fields before they are
             # masked, so that each is masked field by field like any other.
-            with insertion_order(con), readable(path, printed.valid_utf8) as lines:
+            with insertion_order(con), readable(path, printed.read_as_it_is) as lines:
                 read_file(
                     con,
                     path,
@@ -165,7 +172,7 @@ def land(
                 )
             con.execute("drop table landing_lines")
         else:
-            with insertion_order(con), masking(con), readable(path, printed.valid_utf8) as lines:
+            with insertion_order(con), masking(con), readable(path, printed.read_as_it_is) as lines:
                 read_file(
                     con,
                     path,
@@ -177,7 +184,7 @@ def land(
     else:
         # The data lines of lines_query, counted without numbering them: every line that is not
         # blank, less the header (checked above, so not blank). It also fails an unreadable file.
-        with readable(path, printed.valid_utf8) as physical:
+        with readable(path, printed.read_as_it_is) as physical:
             lines = read_file(
                 con,
                 path,
@@ -187,10 +194,10 @@ def land(
     con.execute(
         """
         insert or replace into landing.files
-            (source_file, file_kind, file_date, sha256, data_lines, valid_utf8)
-        values (?, ?, ?, ?, ?, ?)
+            (source_file, file_kind, file_date, sha256, data_lines, valid_utf8, plain_lines)
+        values (?, ?, ?, ?, ?, ?, ?)
         """,
-        [name, source.kind, file_date, digest, lines, printed.valid_utf8],
+        [name, source.kind, file_date, digest, lines, printed.valid_utf8, printed.plain_lines],
     )
     log.info("Landed %s: %d data lines (sha256 %s)", path, lines, digest[:12])
     return Landed(name, lines, reloaded=True)

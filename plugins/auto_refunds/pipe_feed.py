@@ -1,14 +1,18 @@
-"""The pipe feed: how DuckDB reads a file of which some lines are not UTF-8.
+"""The pipe feed: how DuckDB reads a file whose lines it cannot read as they are.
 
-DuckDB refuses a whole file for one line that is not UTF-8. Such a file is streamed to DuckDB
-through a named pipe instead, line for line, each such line marked (``NOT_UTF8_MARK``) and its
-undecodable bytes escaped, so that staging quarantines it (CONTRACT 2) and the other lines go on.
-A file that is all UTF-8 is read as it is. Part of ``file_lines.LINES_VERSION``.
+DuckDB refuses a whole file for one line that is not UTF-8, for a line ending in CRLF in a file of
+LF lines (or the other way round), and for a bare CR; a NUL byte it reads into the field. Such a
+file is streamed to DuckDB through a named pipe instead: each line's CRLF becomes LF, and each line
+that is not UTF-8, or holds a NUL byte or a CR that does not end it, is marked (``MARKS``) with its
+bad bytes escaped, so that staging quarantines it (CONTRACT 2) and the other lines go on. A file
+that is all UTF-8, with plain lines (``fingerprints.Fingerprint.read_as_it_is``), is read as it
+is. Part of ``file_lines.LINES_VERSION``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -19,28 +23,31 @@ from pathlib import Path
 from auto_refunds import card_numbers
 from auto_refunds.file_lines import InputFileError
 
-# A line that is not valid UTF-8 reaches staging as this mark and the line, its undecodable bytes
-# escaped (\xff): staging quarantines it (CONTRACT 2) and the other lines go on.
+# A line that cannot be typed reaches staging as one of these marks and the line, its bad bytes
+# escaped (\xff, \r, \x00): staging quarantines it with the reason its mark names (the macro
+# line_shape_error) and the other lines go on. One mark a line, the first that applies.
 NOT_UTF8_MARK = "\x01"
+BARE_CR_MARK = "\x02"
+NUL_MARK = "\x03"
+MARKS = (NOT_UTF8_MARK, BARE_CR_MARK, NUL_MARK)
 
 
-def is_not_utf8(line: str) -> bool:
-    """Whether ``line`` was read from a line that is not UTF-8 (marked by the feed)."""
-    return line.startswith(NOT_UTF8_MARK)
+def is_marked(line: str) -> bool:
+    """Whether ``line`` was read from a line that cannot be typed (marked by the feed)."""
+    return line[:1] in MARKS
 
 
 @contextmanager
-def readable(path: Path, valid_utf8: bool) -> Iterator[Path]:
-    """The file DuckDB reads for ``path``: the file itself; or, when some of its lines are not
-    UTF-8 (DuckDB refuses the whole file then), a named pipe fed line for line, in which each
-    such line is ``NOT_UTF8_MARK`` and its text with the undecodable bytes escaped.
+def readable(path: Path, as_it_is: bool) -> Iterator[Path]:
+    """The file DuckDB reads for ``path``: the file itself when it can be read ``as_it_is``;
+    else a named pipe fed its lines, each ending in LF, and each that cannot be typed marked.
 
     A pipe rather than a copy: the file may hold card numbers (a card_token that staging
     quarantines), and no file the product writes may (CONTRACT 7). DuckDB reads the pipe with
     the same reader as any file, so its lines split exactly as theirs do. Read it once, to its
     end, inside the context.
     """
-    if valid_utf8:
+    if as_it_is:
         yield path
         return
     folder = Path(tempfile.mkdtemp(prefix="auto-refunds-not-utf8-"))
@@ -77,13 +84,13 @@ class _PipeFeed:
             return
         try:
             with target, open(self.path, "rb") as source:
-                for line in source:
-                    try:
-                        line.decode("utf-8")
-                    except UnicodeDecodeError:
-                        text = line.rstrip(b"\r\n")
-                        line = (NOT_UTF8_MARK + _escaped(text)).encode() + line[len(text) :]
-                    target.write(line)
+                rest = b""
+                for block in iter(lambda: source.read(_BLOCK_BYTES), b""):
+                    lines, line_end, rest = (rest + block).rpartition(b"\n")
+                    if line_end:
+                        target.write(_fed(lines + line_end))
+                if rest:
+                    target.write(_fed(rest))
         except BaseException as exc:
             self.error = exc
 
@@ -117,15 +124,58 @@ class _PipeFeed:
 _FEED_JOIN_SECONDS = 5.0
 
 
+_BLOCK_BYTES = 1 << 20
+
+
+def _fed(lines: bytes) -> bytes:
+    """Whole lines (the last may lack its LF only at the end of the file) as they are fed: each
+    CRLF made LF, and each line that cannot be typed marked. Lines are looked at one by one only
+    in a block that holds such a line: nearly every block is written whole."""
+    if b"\0" not in lines and lines.count(b"\r") == lines.count(b"\r\n"):
+        try:
+            lines.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return lines.replace(b"\r\n", b"\n")
+    *ended, last = lines.split(b"\n")
+    return b"".join([*(_fed_line(line) + b"\n" for line in ended), _fed_line(last)])
+
+
+def _fed_line(line: bytes) -> bytes:
+    """One line without its LF: its CR that ends it (CRLF, or a CR that ends the file) left out,
+    and the line marked, its bad bytes escaped, when it is not UTF-8 or holds a NUL byte or
+    another CR."""
+    text = line[:-1] if line.endswith(b"\r") else line
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        mark = NOT_UTF8_MARK
+    else:
+        if b"\0" in text:
+            mark = NUL_MARK
+        elif b"\r" in text:
+            mark = BARE_CR_MARK
+        else:
+            return text
+    return (mark + _escaped(text)).encode()
+
+
+# The bytes of a line escaped by the feed besides those that are not UTF-8: no CR or NUL byte
+# reaches DuckDB, which would end the line there or type it into a field.
+_ESCAPED_BYTES = re.compile("([\r\0])")
+
+
 def _escaped(text: bytes) -> str:
-    """``text`` decoded, each undecodable byte escaped (``\\xff``) and the card numbers of the
-    decoded runs between them masked (CONTRACT 7), but for its first field, its id, when that
-    decodes: kept as it is, so that a line repeating another's id still counts (CONTRACT 2;
-    staging masks the raw line it quarantines, ids included). A byte that does not decode is no
-    letter or digit, so it ends a card number; once escaped, its letters (``xff``) would join the
-    digits that follow into one word that hides the number."""
+    """``text`` decoded, each undecodable byte, CR and NUL escaped (``\\xff``, ``\\r``,
+    ``\\x00``) and the card numbers of the decoded runs between them masked (CONTRACT 7), but
+    for its first field, its id, when that decodes and holds no CR or NUL: kept as it is, so that
+    a line repeating another's id still counts (CONTRACT 2; staging masks the raw line it
+    quarantines, ids included). A byte escaped is no letter or digit, so it ends a card number;
+    once escaped, its letters (``xff``) would join the digits that follow into one word that
+    hides the number."""
     first, comma, rest = text.partition(b",")
-    if comma:
+    if comma and b"\r" not in first and b"\0" not in first:
         try:
             return first.decode("utf-8") + "," + _escaped_and_masked(rest)
         except UnicodeDecodeError:
@@ -137,9 +187,18 @@ def _escaped_and_masked(text: bytes) -> str:
     pieces = []
     while True:
         try:
-            pieces.append(card_numbers.mask(text.decode("utf-8")))
+            pieces.append(_masked_and_escaped_controls(text.decode("utf-8")))
             return "".join(pieces)
         except UnicodeDecodeError as exc:
-            pieces.append(card_numbers.mask(text[: exc.start].decode("utf-8")))
+            pieces.append(_masked_and_escaped_controls(text[: exc.start].decode("utf-8")))
             pieces.append(text[exc.start : exc.end].decode("utf-8", "backslashreplace"))
             text = text[exc.end :]
+
+
+def _masked_and_escaped_controls(text: str) -> str:
+    """``text``'s card numbers masked between its CR and NUL bytes, which are escaped."""
+    # The pieces between the bytes escaped are at even places, those bytes at odd ones.
+    return "".join(
+        piece.encode("unicode_escape").decode() if at % 2 else card_numbers.mask(piece)
+        for at, piece in enumerate(_ESCAPED_BYTES.split(text))
+    )

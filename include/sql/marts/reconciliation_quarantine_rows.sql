@@ -10,8 +10,8 @@ final as (
     select
         source_file,
         line_number,
-        -- A line that is not UTF-8 arrives marked (landing.readable): kept without the mark.
-        mask_card_numbers(ltrim(raw_line, chr(1))) as raw_line,
+        -- A line that cannot be typed arrives marked (pipe_feed.readable): kept without the mark.
+        mask_card_numbers(unmarked(raw_line)) as raw_line,
         dq_error as error
     from stg_payments
 )

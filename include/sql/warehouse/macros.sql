@@ -1,6 +1,10 @@
 -- Parsing helpers shared by the staging models. Staging never guesses: a value that does not
 -- read cleanly into its type becomes null, and the matching *_error macro says why.
 
+-- A line without the mark the pipe feed gives a line that cannot be typed (pipe_feed.MARKS):
+-- chr(1) not UTF-8, chr(2) a bare CR, chr(3) a NUL byte.
+create or replace macro unmarked(line) as ltrim(line, chr(1) || chr(2) || chr(3));
+
 -- RFC 4180 fields of one physical line, without surrounding blanks (inside quotes too: an id
 -- or an amount never means its blanks); null when the quoting is broken. Blanks are ASCII spaces,
 -- as in csv_records.split_fields and the cheap split's test: trim() alone also drops Unicode spaces
@@ -11,16 +15,16 @@ create or replace macro csv_fields(line) as
         when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
         when not contains(line, '"')
             then list_transform(string_split(line, ','), lambda x: trim(x, ' '))
-        -- The mark of a line that is not UTF-8 (line_shape_error) would break a quoted first
+        -- The mark of a line that cannot be typed (line_shape_error) would break a quoted first
         -- field, whose id must still count (id_value).
         when regexp_full_match(
-            ltrim(line, chr(1)), '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
+            unmarked(line), '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
         )
             then list_transform(
                 -- Each field after a comma, the first too: a pattern that may match empty at
                 -- the start (^|,) made the matcher step over the comma after an empty first
                 -- field, losing the second.
-                regexp_extract_all(',' || ltrim(line, chr(1)), ',("(?:[^"]|"")*"|[^,"]*)', 1),
+                regexp_extract_all(',' || unmarked(line), ',("(?:[^"]|"")*"|[^,"]*)', 1),
                 lambda x: trim(case
                     when starts_with(x, '"') then replace(x[2:-2], '""', '"')
                     else x
@@ -28,12 +32,18 @@ create or replace macro csv_fields(line) as
             )
     end;
 
--- Why a line's fields cannot be read, or null: not valid UTF-8 (landing marks such a line with a
--- leading chr(1)), broken quoting (csv_fields gave null) or another number of fields than the
--- file's header. A line of the wrong shape gets that one reason: its fields mean nothing.
+-- Why a line's fields cannot be read, or null: not valid UTF-8, a bare CR or a NUL byte (the pipe
+-- feed marks such a line with a leading chr(1), chr(2) or chr(3); one compare finds the three),
+-- broken quoting (csv_fields gave null) or another number of fields than the file's header. A
+-- line of the wrong shape gets that one reason: its fields mean nothing.
 create or replace macro line_shape_error(raw_line, field_count, expected) as
     case
-        when starts_with(raw_line, chr(1)) then 'line is not valid UTF-8'
+        when raw_line < chr(4)
+            then case left(raw_line, 1)
+                when chr(1) then 'line is not valid UTF-8'
+                when chr(2) then 'line holds a bare CR (a carriage return not ending the line)'
+                else 'line holds a NUL byte'
+            end
         when field_count is null then 'line is not valid CSV (broken quoting)'
         when field_count <> expected
             then 'expected ' || expected || ' fields, found ' || field_count
@@ -42,13 +52,10 @@ create or replace macro line_shape_error(raw_line, field_count, expected) as
 -- A field as text: empty read as missing.
 create or replace macro field_text(fields, i) as nullif(fields[i], '');
 
--- A line's id, its first field, as text: without the mark of a line that is not UTF-8
+-- A line's id, its first field, as text: without the mark of a line that cannot be typed
 -- (pipe_feed.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
 create or replace macro id_value(field) as
-    nullif(
-        case when starts_with(field, chr(1)) then trim(ltrim(field, chr(1)), ' ') else field end,
-        ''
-    );
+    nullif(case when field < chr(4) then trim(unmarked(field), ' ') else field end, '');
 
 create or replace macro id_text(fields) as id_value(fields[1]);
 

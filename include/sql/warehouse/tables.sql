@@ -16,10 +16,15 @@ create table if not exists landing.files (
     sha256 varchar not null,
     data_lines bigint not null,
     -- False: some lines are not UTF-8; they are read marked, and quarantined (pipe_feed.readable).
-    valid_utf8 boolean not null default true
+    valid_utf8 boolean not null default true,
+    -- False: its lines end in both LF and CRLF, or some hold a bare CR or a NUL byte; they are
+    -- read through the pipe feed, those that cannot be typed marked. Null: registered before it
+    -- was kept, taken as false until landing registers the file again (landing.land).
+    plain_lines boolean
 );
 
 alter table landing.files add column if not exists valid_utf8 boolean default true;
+alter table landing.files add column if not exists plain_lines boolean;
 
 -- What a registered ImaginePay extract looked like on disk when it was hashed: an extract whose
 -- size, modification and change times and inode are all the same is not hashed again (every
@@ -31,8 +36,12 @@ create table if not exists landing.file_stat_digests (
     source_file varchar primary key,
     stat_digest varchar not null,
     sha256 varchar not null,
-    valid_utf8 boolean not null
+    valid_utf8 boolean not null,
+    -- Null: hashed before it was kept; such a row is hashed again.
+    plain_lines boolean
 );
+
+alter table landing.file_stat_digests add column if not exists plain_lines boolean;
 
 -- The same, as it was kept before: a cache, rebuilt by hashing each extract once.
 drop table if exists landing.file_stats;
