@@ -172,3 +172,43 @@ def test_a_bare_cr_or_nul_quarantines_its_record_only(
     expected = clean(kind)
     del expected[next(key for key in expected if key.endswith("2"))]
     assert (rows, errors) == (expected, {3: error})
+
+
+# The fingerprint tells which files DuckDB reads as they are: a CRLF split by the 1 MiB blocks it
+# reads is one line end all the same.
+@pytest.mark.parametrize(
+    ("data", "plain"),
+    [
+        (b"h\na\n", True),
+        (b"h\r\na\r\n", True),
+        (b"h\r\na", True),
+        (b"x" * ((1 << 20) - 1) + b"\r\n" + b"a\r\n", True),
+        (b"x" * ((1 << 20) - 1) + b"\r\n" + b"a\n", False),
+        (b"h\na\r\n", False),
+        (b"h\r\na\n", False),
+        (b"h\na\rb\n", False),
+        (b"h\r\na\r", False),
+        (b"h\na\x00b\n", False),
+    ],
+)
+def test_a_file_is_read_as_it_is_only_when_its_lines_are_plain(tmp_path, data, plain):
+    from auto_refunds.fingerprints import fingerprint
+
+    path = tmp_path / "credits_20260105.csv"
+    path.write_bytes(data)
+    assert fingerprint(path).plain_lines is plain
+
+
+# A warehouse that registered its files before their lines were looked at: the typing reads such
+# an extract through the feed until landing records what its lines are.
+def test_a_file_registered_before_its_lines_were_looked_at_is_looked_at_again(scenario):
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    scenario._prepare(D)
+    daily.extract(D, scenario.settings)
+    with connect(scenario.settings, D) as con:
+        con.execute("update landing.files set plain_lines = null")
+        con.execute("update landing.file_stat_digests set plain_lines = null")
+    daily.extract(D, scenario.settings)
+    assert scenario.query("select distinct plain_lines from landing.files") == [(True,)]
+    assert scenario.query("select distinct plain_lines from landing.file_stat_digests") == [(True,)]
