@@ -39,21 +39,26 @@ def fingerprint(path: Path) -> Fingerprint:
     valid = True
     quoted = False
     nul = False
-    # Line ends: every CR, every LF, and every CR that an LF follows (across blocks too).
+    # Line ends: every CR, every LF, and every CR that an LF follows (across blocks too), counted
+    # in the blocks that hold a CR; a block without one only needs to show whether it holds an
+    # LF (bare, then), which memchr finds at once.
     crs = lfs = crlfs = 0
+    bare_lf = False
     last = b""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             quoted = quoted or b'"' in block
             nul = nul or b"\0" in block
-            lfs += block.count(b"\n")
-            cr = block.count(b"\r")
-            if cr:
-                crs += cr
-                crlfs += block.count(b"\r\n")
-            if last == b"\r" and block.startswith(b"\n"):
-                crlfs += 1
+            boundary = last == b"\r" and block.startswith(b"\n")
+            if b"\r" in block:
+                crs += block.count(b"\r")
+                crlfs += block.count(b"\r\n") + boundary
+                lfs += block.count(b"\n")
+            else:
+                crlfs += boundary
+                lfs += boundary
+                bare_lf = bare_lf or block.find(b"\n", boundary) != -1
             last = block[-1:]
             if valid and not (block.isascii() and not decoder.getstate()[0]):
                 try:
@@ -66,7 +71,7 @@ def fingerprint(path: Path) -> Fingerprint:
         except UnicodeDecodeError:
             valid = False
     # All LF, or all CRLF: a last line without its line end is either.
-    plain = not nul and (crs == 0 or crs == crlfs == lfs)
+    plain = not nul and (crs == 0 or (not bare_lf and crs == crlfs == lfs))
     return Fingerprint(digest.hexdigest(), valid, quoted, plain)
 
 
