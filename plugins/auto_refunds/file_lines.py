@@ -4,7 +4,8 @@ cannot be used at all.
 Every physical line arrives whole and in order, numbered from 1 (the header); blank lines and the
 header are left out of the data lines. What a line holds is not looked at here: splitting it
 into fields and joining the lines of a quoted line break is ``csv_records``; a file that is not
-all UTF-8 is first turned into one DuckDB can read by ``pipe_feed``.
+all UTF-8, or whose lines are not plain (line ends of both kinds, a bare CR, a NUL byte), is first
+turned into one DuckDB can read by ``pipe_feed``.
 
 ``LINES_VERSION`` versions how a file becomes the numbered, masked records that the typed
 extracts are made of (this module, ``pipe_feed``, ``csv_records``, ``field_masking``): bump it

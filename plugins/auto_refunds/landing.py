@@ -15,10 +15,10 @@ registered here; their staging model types each extract once, straight from the 
 file, and keeps the typed lines (see ``extract_typing.build_per_file``). That model also masks
 their fields itself (``Source.masked_by_staging``).
 
-The steps of a file's way in have their own modules: ``fingerprints`` (its SHA-256),
-``file_lines`` (its numbered lines, read by DuckDB), ``pipe_feed`` (a file that is not all
-UTF-8), ``csv_records`` (records joined across quoted line breaks, split into fields) and
-``field_masking`` (the card numbers of a landed line's fields).
+The steps of a file's way in have their own modules: ``fingerprints`` (its SHA-256), ``file_lines``
+(its numbered lines, read by DuckDB), ``pipe_feed`` (a file that is not all UTF-8, or mixes line
+ends, or holds a bare CR or a NUL byte), ``csv_records`` (records joined across quoted line breaks,
+split into fields) and ``field_masking`` (the card numbers of a landed line's fields).
 """
 
 from __future__ import annotations
