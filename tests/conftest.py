@@ -151,6 +151,9 @@ TEST_TIERS: dict[str, dict[str, frozenset[str]]] = {
         "test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file": frozenset({"unit"}),
         "test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file": frozenset({"unit"}),
     },
+    "test_hostile_files.py": {  # Hypothesis: 8 pipeline runs, about 20 s
+        "test_a_hostile_file_costs_only_its_damaged_records": frozenset({"scenario", "slow"}),
+    },
     "test_private_files.py": {
         "test_the_demo_loop_writes_nothing_others_can_use_whatever_the_umask": frozenset(
             {"scenario", "slow"}

@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, note
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from scenario import D, Scenario, credit, sale
 
 from auto_refunds import daily, models, reconciliation
@@ -212,3 +215,101 @@ def test_a_file_registered_before_its_lines_were_looked_at_is_looked_at_again(sc
     daily.extract(D, scenario.settings)
     assert scenario.query("select distinct plain_lines from landing.files") == [(True,)]
     assert scenario.query("select distinct plain_lines from landing.file_stat_digests") == [(True,)]
+
+
+# -- Hostile files, generated ------------------------------------------------------------------
+# Good records of one kind, each kept, written another way that reads the same (a CRLF line end,
+# its account quoted with a line break inside, LF or CRLF), or damaged in its account field (a
+# bare CR, a NUL byte, a byte that is not UTF-8, a stray quote); the file in LF or CRLF, with a
+# byte-order mark or not. The run reads the file; every record kept is typed as generated, every
+# damaged one is quarantined at its line, and nothing else.
+
+# damage: (the account field as written, from its text; whether the record is kept)
+DAMAGES = {
+    "none": (lambda account: account.encode(), True),
+    "crlf-line-end": (lambda account: account.encode(), True),
+    "quoted-lf": (lambda account: b'"' + account.encode() + b'"', True),
+    "quoted-crlf": (lambda account: b'"' + account.replace("\n", "\r\n").encode() + b'"', True),
+    "bare-cr": (lambda account: account.encode() + b"\r9", False),
+    "nul": (lambda account: b"\x00" + account.encode(), False),
+    "not-utf8": (lambda account: account.encode() + b"\xff", False),
+    "stray-quote": (lambda account: account.encode() + b'"x', False),
+}
+_SHAPE = {
+    "credits": lambda n, account, amount: [f"C{n}", "CL1", account, amount, "2026-01-04"],
+    "transactions": lambda n, account, amount: [
+        *(f"T{n}", "CL1", account, "SALE", "", "", amount, "2026-01-01", "SETTLED"),
+        *("CREDIT", "SIGNATURE", "12/27", f"tok_{n}", "1111"),
+    ],
+    "payments": lambda n, account, amount: [
+        *(f"P{n}", "CL1", account, f"T{n}", "", amount, "APPROVED", "00", "ok", "2026-01-05"),
+    ],
+}
+
+
+def _hostile_file(kind: str, records: list, crlf_file: bool, bom: bool) -> tuple[bytes, dict, set]:
+    """The file's bytes, {id: (account, amount)} of the records kept, and the lines of the
+    damaged ones."""
+    import decimal
+
+    end = b"\r\n" if crlf_file else b"\n"
+    data = (b"\xef\xbb\xbf" if bom else b"") + header(kind).encode() + end
+    line_number = 2
+    kept, damaged = {}, set()
+    for n, (account, cents, damage) in enumerate(records, 1):
+        amount = f"{decimal.Decimal(cents) / 100:.2f}"
+        written, keeps = DAMAGES[damage]
+        if damage.startswith("quoted"):
+            account = account[:1] + "\n" + account[1:]
+        fields = [field.encode() for field in _SHAPE[kind](n, account, amount)]
+        fields[2] = written(account)
+        data += b",".join(fields) + (b"\r\n" if damage == "crlf-line-end" else end)
+        if keeps:
+            kept[f"{kind[0].upper()}{n}"] = (account, decimal.Decimal(amount))
+        else:
+            damaged.add(line_number)
+        line_number += 1 + account.count("\n") * damage.startswith("quoted")
+    return data, kept, damaged
+
+
+@hsettings(
+    max_examples=int(os.environ.get("PROPERTY_EXAMPLES_SCALE", "1")) * 8,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kind=st.sampled_from(KINDS),
+    records=st.lists(
+        st.tuples(
+            st.from_regex(r"[A-Z][A-Z0-9]{1,5}", fullmatch=True),
+            st.integers(1, 10**6),
+            st.sampled_from(sorted(DAMAGES)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    crlf_file=st.booleans(),
+    bom=st.booleans(),
+)
+def test_a_hostile_file_costs_only_its_damaged_records(
+    tmp_path_factory, monkeypatch, kind, records, crlf_file, bom
+):
+    data, kept, damaged = _hostile_file(kind, records, crlf_file, bom)
+    note(repr(data))
+    monkeypatch.setenv("AUTO_REFUNDS_DATA_DIR", str(tmp_path_factory.mktemp("hostile")))
+    settings = Settings.from_env()
+    rows, errors = typed(settings, kind, data)
+    amount = {"credits": "credit_amount", "transactions": "amount"}.get(kind, "payment_amount")
+    with connect(settings, D) as con:
+        id_column = {"credits": "credit_id", "transactions": "txn_id"}.get(kind, "payment_id")
+        typed_rows = dict(
+            (row[0], (row[1], row[2]))
+            for row in con.execute(
+                f"select {id_column}, account_id, {amount} from {STAGING[kind]} "
+                "where dq_error is null"
+            ).fetchall()
+        )
+    assert typed_rows == kept
+    assert set(errors) == damaged
+    assert len(rows) + len(errors) == len(records)
