@@ -1,5 +1,6 @@
 """Charts drawn as SVG on the server: nothing for the browser to download or run, so they work
-on networks without internet and inside the Airflow UI's frame (docs/worklist.md#how-it-is-built)."""
+on networks without internet and inside the Airflow UI's frame
+(docs/worklist.md#how-it-is-built)."""
 
 from __future__ import annotations
 
