@@ -64,7 +64,8 @@ CLIENT_COUNT = 6
 class Profile:
     """How the credits meet the card history. The default is the demo's data; ``varied`` is shaped
     like a practice's real data: most credits from recent sales, so about 45% are
-    due, many credits sharing one sale, and malformed lines scattered through the extract."""
+    due, many credits sharing one sale, and malformed lines scattered through the extract;
+    ``quoted`` is the default's records written as many exporters write CSV."""
 
     # Credits pointing at a busy sale shared with two others.
     shared: float = 0.05
@@ -74,12 +75,21 @@ class Profile:
     recent_days: int = 60
     # Lines of the first extract with a malformed amount (quarantined), besides the few at the end.
     malformed: float = 0.0
+    # Written the way many exporters write CSV, over the same records: every text field quoted
+    # (dates too; amounts are numbers and stay unquoted), an empty field as "", card tokens of 28
+    # to 32 characters, a quoted comma in the merchant_reference of every practice refund, and
+    # one line in ``crlf_every`` ending in CRLF (so the files are not plain).
+    quoted: bool = False
+    crlf_every: int = 50
 
 
 PROFILES = {
     "default": Profile(),
     "varied": Profile(shared=0.30, recent=0.95, malformed=0.001),
+    "quoted": Profile(quoted=True),
 }
+# Written unquoted in the quoted profile: the numbers.
+NUMERIC_COLUMNS = ("amount", "credit_amount", "min_balance_threshold", "refund_window_days")
 
 
 @dataclass(frozen=True)
@@ -129,10 +139,18 @@ def _macros(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
     con.execute("create or replace macro money(x) as round(x, 2)::decimal(18, 2)")
 
 
-def _cards(con: duckdb.DuckDBPyConnection) -> None:
+def _cards(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
     """Two cards per account, with their own type, expiry, token and last four."""
+    token = "'tok_' || substr(md5(getvariable('seed') || ':card:' || a || '/' || k), 1, 20)"
+    if spec.profile.quoted:
+        # A processor's token, like tok_1N3T00LkdIwHu7ixt44h1F8k: letters of both cases and
+        # digits, 24 to 28 of them after the prefix.
+        token = (
+            "'tok_' || substr(translate(to_base64(unhex(sha256(getvariable('seed') || ':card:' "
+            "|| a || '/' || k))), '+/=', 'xyz'), 1, 24 + pick(a || '/' || k, 'token_length', 5))"
+        )
     con.execute(
-        """
+        f"""
         create or replace table cards as
         select
             a as account_no,
@@ -145,8 +163,7 @@ def _cards(con: duckdb.DuckDBPyConnection) -> None:
             -- Expiry from a year before the start to four years after it.
             (getvariable('start_date') - interval 12 month
                 + to_months(pick(a || '/' || k, 'exp', 60)::integer))::date as exp_month,
-            'tok_' || substr(md5(getvariable('seed') || ':card:' || a || '/' || k), 1, 20)
-                as card_token,
+            {token} as card_token,
             lpad(pick(a || '/' || k, 'last4', 10000)::varchar, 4, '0') as card_last4,
         from range(getvariable('accounts')) r(a), range(2) c(k)
         """
@@ -218,6 +235,8 @@ def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
         if spec.steady
         else f"least({spec.days}, file_day + 1 + pick(i, 'settle', 2))"
     )
+    # The practice's own note on its refund, with a comma: quoted, it is one field.
+    note = "'Front desk refund, ' || txn_id" if spec.profile.quoted else "null"
     con.execute(
         f"""
         create or replace table transaction_rows as
@@ -244,7 +263,7 @@ def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
                 file_day,
                 'R' || substr(txn_id, 2) as txn_id,
                 client_id, account_id, 'REFUND' as txn_type,
-                txn_id as original_txn_id, null as merchant_reference,
+                txn_id as original_txn_id, {note} as merchant_reference,
                 money(greatest(1, amount * (0.1 + rnd(i, 'refund') * 0.6))) as amount,
                 least(txn_date + 3, getvariable('start_date')) as txn_date,
                 case
@@ -335,18 +354,59 @@ def _credits(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
     )
 
 
-def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+def _copy(
+    con: duckdb.DuckDBPyConnection,
+    columns: list[str],
+    rest: str,
+    path: Path,
+    profile: Profile,
+) -> None:
+    """``select columns rest`` into ``path``; in the quoted profile every text field quoted, an
+    empty one as ""."""
     # DuckDB creates the file under the umask make_folder sets (0640); a file of an earlier
     # generation is removed first, so that none keeps a wider mode.
     make_folder(path.parent)
     path.unlink(missing_ok=True)
     target = str(path).replace("'", "''")
-    con.execute(f"copy ({query}) to '{target}' (format csv, header true, new_line '\\n')")
+    options = "format csv, header true, new_line '\\n'"
+    if profile.quoted:
+        names = [column.split(" as ")[-1] for column in columns]
+        text = [name for name in names if name not in NUMERIC_COLUMNS]
+        # DuckDB writes a null as nothing even when it quotes the column; an exporter, as "".
+        columns = [
+            f"coalesce(({column})::varchar, '') as {name}" if name in text else column
+            for column, name in zip(columns, names, strict=True)
+        ]
+        options += f", force_quote ({', '.join(text)})"
+    con.execute(f"copy (select {', '.join(columns)} {rest}) to '{target}' ({options})")
 
 
-def _append(path: Path, lines: list[str]) -> None:
+def _quote_fields(line: str, header: tuple[str, ...]) -> str:
+    """A line of plain fields as the quoted profile writes it: each field quoted but in the
+    columns of numbers, by its place (a line with too many fields has its extra ones quoted)."""
+    names = [*header, *[""] * len(line.split(","))]
+    return ",".join(
+        field if name in NUMERIC_COLUMNS and field else f'"{field}"'
+        for field, name in zip(line.split(","), names, strict=False)
+    )
+
+
+def _append(path: Path, lines: list[str], header: tuple[str, ...], profile: Profile) -> None:
+    if profile.quoted:
+        lines = [_quote_fields(line, header) for line in lines]
     with open_private(path, "a", encoding="utf-8", newline="") as handle:
         handle.write("".join(line + "\n" for line in lines))
+
+
+def _some_crlf(path: Path, every: int) -> None:
+    """End every ``every``-th line of ``path`` (from the header) in CRLF instead of LF."""
+    temporary = path.with_name(path.name + ".part")
+    with open(path, "rb") as source, open_private(temporary, "wb") as target:
+        for number, line in enumerate(source, start=1):
+            if number % every == 0 and line.endswith(b"\n"):
+                line = line[:-1] + b"\r\n"
+            target.write(line)
+    temporary.replace(path)
 
 
 def _malformed_credits(day: dt.date) -> list[str]:
@@ -385,7 +445,7 @@ def generate(out: Path, spec: Spec) -> list[dt.date]:
     con = duckdb.connect(config={"memory_limit": "4GB", "temp_directory": str(spill)})
     try:
         _macros(con, spec)
-        _cards(con)
+        _cards(con, spec)
         _sales(con, spec)
         _transactions(con, spec)
         _credits(con, spec)
@@ -393,34 +453,45 @@ def generate(out: Path, spec: Spec) -> list[dt.date]:
         rules = [",".join(CLIENT_RULES_HEADER)]
         rules += [",".join(row) for row in CLIENT_RULES]
         rules.append("CL999,maybe,,")
+        if spec.profile.quoted:
+            rules = [_quote_fields(line, CLIENT_RULES_HEADER) for line in rules]
         with open_private(layout.client_rules) as handle:
             handle.write("\n".join(rules) + "\n")
 
         days = [spec.start + dt.timedelta(days=d) for d in range(spec.days)]
         for index, day in enumerate(days):
-            columns = ", ".join(TRANSACTIONS_HEADER)
+            columns = list(TRANSACTIONS_HEADER)
             if spec.profile.malformed and index == 0:
                 # Only in the first extract, on ids no later extract repeats as the latest.
-                columns = columns.replace(
-                    "amount",
+                columns[columns.index("amount")] = (
                     f"case when rnd(txn_id, 'malformed') < {spec.profile.malformed} "
-                    "then amount::varchar || 'x' else amount::varchar end as amount",
+                    "then amount::varchar || 'x' else amount::varchar end as amount"
                 )
             _copy(
                 con,
-                f"select {columns} from transaction_rows "
-                f"where file_day = {index + 1} order by txn_id",
+                columns,
+                f"from transaction_rows where file_day = {index + 1} order by txn_id",
                 layout.transactions(day),
+                spec.profile,
             )
-            _append(layout.transactions(day), _malformed_transactions(day))
+            _append(
+                layout.transactions(day),
+                _malformed_transactions(day),
+                TRANSACTIONS_HEADER,
+                spec.profile,
+            )
             _copy(
                 con,
-                f"select {', '.join(CREDITS_HEADER)} from credit_pool "
-                f"where first_day_index between {index - 2} and {index} "
+                list(CREDITS_HEADER),
+                f"from credit_pool where first_day_index between {index - 2} and {index} "
                 f"and credit_date <= date '{day.isoformat()}' order by credit_id",
                 layout.credits(day),
+                spec.profile,
             )
-            _append(layout.credits(day), _malformed_credits(day))
+            _append(layout.credits(day), _malformed_credits(day), CREDITS_HEADER, spec.profile)
+            if spec.profile.quoted:
+                _some_crlf(layout.transactions(day), spec.profile.crlf_every)
+                _some_crlf(layout.credits(day), spec.profile.crlf_every)
             log.info("Sample data for %s written to %s", day, out)
         return days
     finally:
