@@ -5,7 +5,7 @@
 copy (
     with
     credits as (
-        select * from read_csv($credits, header = true, all_varchar = true, ignore_errors = true)
+        select * from read_csv($credits, header = true, all_varchar = true, ignore_errors = true, strict_mode = false)
     ),
 
     typed_credits as (
@@ -20,7 +20,7 @@ copy (
     ),
 
     transactions as (
-        select * from read_csv($transactions, header = true, all_varchar = true, ignore_errors = true, filename = true)
+        select * from read_csv($transactions, header = true, all_varchar = true, ignore_errors = true, strict_mode = false, filename = true)
     ),
 
     known as (
@@ -65,7 +65,7 @@ copy (
             auto_refunds_enabled = 'true' as enabled,
             try_cast(nullif(min_balance_threshold, '') as decimal(18, 2)) as threshold,
             coalesce(try_cast(nullif(refund_window_days, '') as integer), 180) as window_days
-        from read_csv($client_rules, header = true, all_varchar = true, ignore_errors = true)
+        from read_csv($client_rules, header = true, all_varchar = true, ignore_errors = true, strict_mode = false)
     ),
 
     screened as (
