@@ -1,12 +1,15 @@
 """``make bench``: the whole daily DAG on generated data, beside the floor.
 
     python benchmarks/bench_daily.py [--credits 1000000] [--transactions 4000000]
-        [--profile default|varied|both] [--runs 3] [--rerun] [--nights N]
+        [--profile default|varied|quoted|both|all] [--runs 3] [--rerun] [--nights N]
 
 1. Generates the inputs once (cached under benchmarks/.cache, git-ignored) for one run date, in
-   each data profile asked for: ``default`` (the demo's data, about 27% of credits due) and
+   each data profile asked for: ``default`` (the demo's data, about 27% of credits due),
    ``varied`` (shaped like a practice's real data: about 40% due, many shared sales, malformed
-   lines scattered; ``sample_data.PROFILES``).
+   lines scattered) and ``quoted`` (the default's records as many exporters write them: text
+   fields quoted, long card tokens, a quoted comma, one line in 50 ending in CRLF, so the DAG
+   reads them through the pipe feed); ``sample_data.PROFILES``. ``both`` is default and varied,
+   ``all`` the three.
 2. For each of ``--runs`` runs (3; the median counts), on a fresh warehouse: the floor,
    ``benchmarks/floor.sql`` (the refund rules as one hand-written DuckDB query over the same CSVs),
    then ``airflow dags test auto_refunds D``: wall time, peak memory (the largest resident set of
@@ -356,7 +359,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--credits", type=int, default=1_000_000)
     parser.add_argument("--transactions", type=int, default=4_000_000)
-    parser.add_argument("--profile", choices=["default", "varied", "both"], default="both")
+    parser.add_argument(
+        "--profile",
+        choices=[*sample_data.PROFILES, "both", "all"],
+        default="both",
+        help="both: default and varied; all: every profile",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs of each; the median counts")
     parser.add_argument(
         "--rerun",
@@ -367,15 +375,18 @@ def main() -> None:
         "--nights",
         type=int,
         default=0,
-        help="steady state: nights 0..N in order on one warehouse (profile varied unless given)",
+        help="steady state: nights 0..N in order on one warehouse (profile varied unless one "
+        "is given)",
     )
     args = parser.parse_args()
-    profiles = ["default", "varied"] if args.profile == "both" else [args.profile]
+    profiles = {"both": ["default", "varied"], "all": list(sample_data.PROFILES)}.get(
+        args.profile, [args.profile]
+    )
 
     work = Path(tempfile.mkdtemp(prefix="auto-refunds-bench-"))
     try:
         if args.nights:
-            steady_state(args, "varied" if args.profile == "both" else args.profile, work)
+            steady_state(args, "varied" if len(profiles) > 1 else args.profile, work)
             return
         results = [single_date(args, profile, work) for profile in profiles]
         empty, tasks = empty_dag_runs(work, results[-1]["env"], args.runs)
