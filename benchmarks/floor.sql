@@ -1,7 +1,8 @@
 -- The floor: CONTRACT 3's rules as one hand-written DuckDB query straight over the CSVs, with no
 -- landing, no line numbers, no quarantine, no ledger history and no quality gate. It is what the
 -- refund decisions alone cost; `make bench` runs it beside the whole DAG.
--- Parameters: $credits, $transactions (a list of files), $client_rules, $as_of.
+-- Parameters: $credits, $transactions (a list of files), $client_rules, $as_of. strict_mode off:
+-- a file whose lines end in LF and CRLF both (the quoted profile) is read, not refused.
 copy (
     with
     credits as (
