@@ -77,8 +77,9 @@ lint: $(INSTALLED)
 	$(BIN)/sqlfluff lint include/sql
 
 # The 10M size: make bench BENCH_ARGS="--credits 10000000 --transactions 40000000"
-# One profile, one run: BENCH_ARGS="--profile varied --runs 1"; the steady state (history, then
-# N nights of small extracts, in order on one warehouse): BENCH_ARGS="--nights 30"
+# One profile, one run: BENCH_ARGS="--profile varied --runs 1" (default, varied or quoted; both
+# is default and varied, all the three); the steady state (history, then N nights of small
+# extracts, in order on one warehouse): BENCH_ARGS="--nights 30"
 BENCH_ARGS ?=
 
 bench: $(INSTALLED)
