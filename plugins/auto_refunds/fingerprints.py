@@ -76,4 +76,7 @@ def fingerprint(path: Path) -> Fingerprint:
 
 
 def sha256_of(path: Path) -> str:
-    return fingerprint(path).sha256
+    """The file's SHA-256 alone (what the outbox and the ledger compare): none of the UTF-8 and
+    line checks an input file's ``fingerprint`` makes in the same read."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
