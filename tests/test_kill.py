@@ -44,7 +44,7 @@ def run_daily(
     stdout=subprocess.DEVNULL,
     stderr=subprocess.PIPE,
 ) -> subprocess.Popen:
-    """Start the run, in a session of its own (see ``stopped``); unbuffered, so that what it
+    """Start the run, in a session of its own (see ``reaped``); unbuffered, so that what it
     prints is there the moment it prints it."""
     env = {
         **os.environ,
@@ -66,7 +66,7 @@ def run_daily(
 
 
 @contextlib.contextmanager
-def stopped(process: subprocess.Popen):
+def reaped(process: subprocess.Popen):
     """Whatever happens in the block (a failed assertion, a timeout), the process and whatever
     it started are gone after it: SIGKILL to the session the test started, by its id."""
     try:
@@ -79,7 +79,7 @@ def stopped(process: subprocess.Popen):
 
 
 def run_killed_at(data_dir: Path, day: dt.date, crash_at: str, command: str = "run-daily") -> None:
-    with stopped(run_daily(data_dir, day, crash_at=crash_at, command=command)) as killed:
+    with reaped(run_daily(data_dir, day, crash_at=crash_at, command=command)) as killed:
         _, stderr = killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, f"the run was not killed: {stderr[-3000:]}"
 
@@ -87,7 +87,7 @@ def run_killed_at(data_dir: Path, day: dt.date, crash_at: str, command: str = "r
 def run_to_end(data_dir: Path, day: dt.date, command: str = "run-daily") -> float:
     """Run to its end; how long it took, in seconds."""
     started = time.monotonic()
-    with stopped(run_daily(data_dir, day, command=command)) as process:
+    with reaped(run_daily(data_dir, day, command=command)) as process:
         _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-3000:]
     return time.monotonic() - started
@@ -119,7 +119,7 @@ def kill_once(
     with (
         (logs / "stdout").open("w") as stdout,
         (logs / "stderr").open("w") as stderr,
-        stopped(run_daily(data_dir, day, command=command, stdout=stdout, stderr=stderr)) as process,
+        reaped(run_daily(data_dir, day, command=command, stdout=stdout, stderr=stderr)) as process,
     ):
         try:
             process.wait(timeout=delay)
