@@ -110,6 +110,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_sensors.py": {"unit"},
         "test_settings.py": {"unit"},
         "test_typing_version.py": {"unit"},  # fingerprints of SQL and Python text
+        "test_csv_fields.py": {"unit"},  # Hypothesis: the macros against split_fields
         "test_dags.py": {"unit"},  # the DAGs as loaded; their runs are below
         "test_card_numbers_everywhere.py": {"scenario"},
         "test_contract_edges.py": {"scenario"},

@@ -177,29 +177,72 @@ def test_a_bare_cr_or_nul_quarantines_its_record_only(
     assert (rows, errors) == (expected, {3: error})
 
 
-# The fingerprint tells which files DuckDB reads as they are: a CRLF split by the 1 MiB blocks it
-# reads is one line end all the same.
+# The fingerprint tells how DuckDB reads a file's lines: a CRLF split by the 1 MiB blocks it reads
+# is one line end all the same.
+AS_IT_IS, MIXED, FED = "as it is", "line ends mixed", "fed"
+
+
 @pytest.mark.parametrize(
-    ("data", "plain"),
+    ("data", "reading"),
     [
-        (b"h\na\n", True),
-        (b"h\r\na\r\n", True),
-        (b"h\r\na", True),
-        (b"x" * ((1 << 20) - 1) + b"\r\n" + b"a\r\n", True),
-        (b"x" * ((1 << 20) - 1) + b"\r\n" + b"a\n", False),
-        (b"h\na\r\n", False),
-        (b"h\r\na\n", False),
-        (b"h\na\rb\n", False),
-        (b"h\r\na\r", False),
-        (b"h\na\x00b\n", False),
+        (b"h\na\n", AS_IT_IS),
+        (b"h\r\na\r\n", AS_IT_IS),
+        (b"h\r\na", AS_IT_IS),
+        (b"x" * ((1 << 20) - 1) + b"\r\n" + b"a\r\n", AS_IT_IS),
+        (b"x" * ((1 << 20) - 1) + b"\r\n" + b"a\n", MIXED),
+        (b"h\na\r\n", MIXED),
+        (b"h\r\na\n", MIXED),
+        (b"h\r\na\n\r\n\nb", MIXED),
+        (b"h\na\rb\n", FED),
+        (b"h\na\rb\r\n", FED),
+        (b"h\r\na\r", FED),
+        (b"h\r\na\nb\r", FED),
+        (b"h\na\x00b\n", FED),
+        (b"h\na\x00b\r\n", FED),
+        (b"h\na\xffb\r\n", FED),
+        # A line DuckDB is not given whole: the feed cuts it and marks it.
+        (b"h\n" + b"x" * (16 << 20) + b"\na\n", AS_IT_IS),
+        (b"h\n" + b"x" * ((16 << 20) + 1) + b"\na\n", FED),
+        (b"h\r\n" + b"x" * ((16 << 20) + 1), FED),
     ],
+    ids=lambda value: repr(value[:12]) + f"+{len(value)}" if isinstance(value, bytes) else value,
 )
-def test_a_file_is_read_as_it_is_only_when_its_lines_are_plain(tmp_path, data, plain):
+def test_how_a_file_is_read_follows_its_line_ends(tmp_path, data, reading):
     from auto_refunds.fingerprints import fingerprint
 
     path = tmp_path / "credits_20260105.csv"
     path.write_bytes(data)
-    assert fingerprint(path).plain_lines is plain
+    assert fingerprint(path).reading.value == reading
+
+
+# DuckDB's one-thread reading of a file whose lines end in both LF and CRLF gives the lines the
+# pipe feed gives, blank lines and a last line without its line end included.
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"h\na\r\nb\n",
+        b"h\r\na\nb\r\n\r\n\n c \r\nlast",
+        b"".join(f"line {n}".encode() + (b"\r\n" if n % 3 else b"\n") for n in range(5000)),
+    ],
+)
+def test_mixed_line_ends_read_as_they_are_give_the_fed_lines(tmp_path, data):
+    import duckdb
+
+    from auto_refunds.file_lines import physical_lines_query
+    from auto_refunds.fingerprints import Reading
+    from auto_refunds.pipe_feed import readable
+
+    path = tmp_path / "credits_20260105.csv"
+    path.write_bytes(data)
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = true")
+    direct = con.execute(physical_lines_query(path, mixed_line_ends=True)).fetchall()
+    with readable(path, Reading.FED) as fed:
+        assert con.execute(physical_lines_query(fed)).fetchall() == direct
+    # A line end ends a line: none follows the last one.
+    lines = data.removesuffix(b"\n").split(b"\n")
+    expected = [line.removesuffix(b"\r").decode() or None for line in lines]
+    assert direct == [(line,) for line in expected]
 
 
 # A warehouse that registered its files before their lines were looked at: the typing reads such
@@ -210,19 +253,22 @@ def test_a_file_registered_before_its_lines_were_looked_at_is_looked_at_again(sc
     scenario._prepare(D)
     daily.extract(D, scenario.settings)
     with connect(scenario.settings, D) as con:
-        con.execute("update landing.files set plain_lines = null")
-        con.execute("update landing.file_stat_digests set plain_lines = null")
+        con.execute("update landing.files set plain_lines = null, mixed_line_ends = null")
+        con.execute(
+            "update landing.file_stat_digests set plain_lines = null, mixed_line_ends = null"
+        )
     daily.extract(D, scenario.settings)
-    assert scenario.query("select distinct plain_lines from landing.files") == [(True,)]
-    assert scenario.query("select distinct plain_lines from landing.file_stat_digests") == [(True,)]
+    known = "select distinct plain_lines, mixed_line_ends from "
+    assert scenario.query(known + "landing.files") == [(True, False)]
+    assert scenario.query(known + "landing.file_stat_digests") == [(True, False)]
 
 
 # -- Hostile files, generated ------------------------------------------------------------------
 # Good records of one kind, each kept, written another way that reads the same (a CRLF line end,
-# its account quoted with a line break inside, LF or CRLF), or damaged in its account field (a
-# bare CR, a NUL byte, a byte that is not UTF-8, a stray quote); the file in LF or CRLF, with a
-# byte-order mark or not. The run reads the file; every record kept is typed as generated, every
-# damaged one is quarantined at its line, and nothing else.
+# its account quoted with a line break inside, LF, CRLF or a blank line), or damaged in its account
+# field (a bare CR, a NUL byte, a byte that is not UTF-8, a stray quote); the file in LF or CRLF,
+# with a byte-order mark or not. The run reads the file; every record kept is typed as generated,
+# every damaged one is quarantined at its line, and nothing else.
 
 # damage: (the account field as written, from its text; whether the record is kept)
 DAMAGES = {
@@ -230,6 +276,7 @@ DAMAGES = {
     "crlf-line-end": (lambda account: account.encode(), True),
     "quoted-lf": (lambda account: b'"' + account.encode() + b'"', True),
     "quoted-crlf": (lambda account: b'"' + account.replace("\n", "\r\n").encode() + b'"', True),
+    "quoted-blank-line": (lambda account: b'"' + account.encode() + b'"', True),
     "bare-cr": (lambda account: account.encode() + b"\r9", False),
     "nul": (lambda account: b"\x00" + account.encode(), False),
     "not-utf8": (lambda account: account.encode() + b"\xff", False),
@@ -260,7 +307,8 @@ def _hostile_file(kind: str, records: list, crlf_file: bool, bom: bool) -> tuple
         amount = f"{decimal.Decimal(cents) / 100:.2f}"
         written, keeps = DAMAGES[damage]
         if damage.startswith("quoted"):
-            account = account[:1] + "\n" + account[1:]
+            line_break = "\n\n" if damage == "quoted-blank-line" else "\n"
+            account = account[:1] + line_break + account[1:]
         fields = [field.encode() for field in _SHAPE[kind](n, account, amount)]
         fields[2] = written(account)
         data += b",".join(fields) + (b"\r\n" if damage == "crlf-line-end" else end)

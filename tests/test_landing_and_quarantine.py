@@ -222,28 +222,66 @@ def test_a_missing_file_fails_naming_it(scenario, missing):
         daily.extract(D, scenario.settings)
 
 
-# Transactions are only registered at extract, not copied in: they are still read whole there.
-# A line longer than DuckDB reads (file_lines._MAX_LINE_BYTES) fails the file; mixed line ends do
-# not (tests/test_hostile_files.py).
+# A line longer than DuckDB is given (fingerprints.MAX_LINE_BYTES) costs that line alone: the pipe
+# feed cuts it and marks it, staging quarantines it, the line after it is typed. The quarantine
+# keeps its first 1 KiB, masked.
+TOO_LONG = b"x" * (17 << 20)
+CARD = b"4111111111111111"
+
+
 @pytest.mark.parametrize(
-    ("kind", "line"),
+    ("kind", "long_line", "next_line", "line_end"),
     [
-        ("credits", b"C2,CL1,A1,10.00,2026-01-04,"),
-        ("transactions", b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,t,"),
-        # Not all UTF-8, so read through a pipe (pipe_feed.readable): DuckDB's error all the same.
-        ("transactions", b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27,\xff,"),
+        (
+            "credits",
+            b"C2,CL1," + CARD + b",10.00," + TOO_LONG,
+            b"C3,CL1,A1,10.00,2026-01-04",
+            b"\n",
+        ),
+        # Its line end CRLF, the file's LF: the line ends are mixed besides.
+        (
+            "credits",
+            b"C2,CL1," + CARD + b",10.00," + TOO_LONG,
+            b"C3,CL1,A1,10.00,2026-01-04",
+            b"\r\n",
+        ),
+        (
+            "transactions",
+            b"T2,CL1,A1,SALE,,,10.00,2026-01-01,SETTLED,CREDIT,PIN,12/27," + CARD + b"," + TOO_LONG,
+            ",".join(sale("T3")).encode(),
+            b"\n",
+        ),
+        # Not all UTF-8 besides.
+        (
+            "transactions",
+            b"T2,CL1,A1,SALE,,,\xff,2026-01-01,SETTLED,CREDIT,PIN,12/27," + CARD + b"," + TOO_LONG,
+            ",".join(sale("T3")).encode(),
+            b"\n",
+        ),
     ],
 )
-def test_an_unreadable_file_fails_naming_it(scenario, kind, line):
+def test_a_line_too_long_to_read_is_quarantined_and_the_rest_goes_on(
+    scenario, kind, long_line, next_line, line_end
+):
     scenario.write_credits(D, credit("C1"))
     scenario.write_transactions(D, sale("T1"))
     scenario._prepare(D)
     path = scenario.layout.credits(D) if kind == "credits" else scenario.layout.transactions(D)
     with open(path, "ab") as handle:
-        handle.write(line + b"x" * (17 << 20) + b"\n" + line.replace(b"2,", b"3,", 1) + b"1\n")
-    with pytest.raises(InputFileError, match=rf"{kind}_20260105\.csv: cannot be read"):
-        daily.extract(D, scenario.settings)
-    assert scenario.query("select count(*) from landing.files") == [(0,)]
+        handle.write(long_line + line_end + next_line + b"\n")
+    scenario.decide()
+    assert quarantined(scenario) == {
+        (path.name, 3): "line is longer than 16 MiB (only its first 1 KiB is kept here)"
+    }
+    kept = scenario.query("select raw_line from marts.quarantine_rows")[0][0]
+    assert len(kept) < 1100 and CARD.decode() not in kept
+    relation, key = (
+        ("staging.stg_imagineone__credits", "credit_id")
+        if kind == "credits"
+        else ("staging.stg_imaginepay__transactions", "txn_id")
+    )
+    typed = scenario.query(f"select {key} from {relation} where dq_error is null order by all")
+    assert typed == [(f"{kind[0].upper()}1",), (f"{kind[0].upper()}3",)]
 
 
 @pytest.mark.parametrize(

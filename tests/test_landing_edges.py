@@ -8,6 +8,7 @@ from test_landing_and_quarantine import quarantined
 
 from auto_refunds import daily, models
 from auto_refunds.file_lines import InputFileError
+from auto_refunds.fingerprints import Reading
 from auto_refunds.layout import PAYMENTS_HEADER
 from auto_refunds.warehouse import connect
 
@@ -328,7 +329,7 @@ def test_a_file_that_is_not_utf8_is_read_through_a_pipe_never_copied(tmp_path):
 
     source = tmp_path / "transactions_20260105.csv"
     source.write_bytes(NOT_UTF8_FILE)
-    with readable(source, as_it_is=False) as lines:
+    with readable(source, Reading.FED) as lines:
         assert stat.S_ISFIFO(lines.stat().st_mode)
         assert physical_lines(lines) == [
             "txn_id,amount",
@@ -345,12 +346,12 @@ def test_a_read_that_fails_or_never_starts_does_not_hang_the_feed(tmp_path):
     source = tmp_path / "transactions_20260105.csv"
     # Much more than a pipe's buffer, so the feed is blocked in a write when the reader stops.
     source.write_bytes(NOT_UTF8_FILE + b"T4,1.00\n" * 200_000)
-    with pytest.raises(RuntimeError, match="before reading"), readable(source, as_it_is=False):
+    with pytest.raises(RuntimeError, match="before reading"), readable(source, Reading.FED):
         raise RuntimeError("failed before reading")
     assert feeds_alive() == []
     with (
         pytest.raises(RuntimeError, match="half way"),
-        readable(source, as_it_is=False) as lines,
+        readable(source, Reading.FED) as lines,
         open(lines, "rb") as pipe,
     ):
         pipe.read(1000)
@@ -375,7 +376,7 @@ def test_a_feed_cut_short_fails_the_read_instead_of_a_shorter_file(tmp_path, mon
     source.write_bytes(NOT_UTF8_FILE)
     with (
         pytest.raises(InputFileError, match="transactions_20260105.csv: cannot be read: Input"),
-        pipe_feed.readable(source, as_it_is=False) as lines,
+        pipe_feed.readable(source, Reading.FED) as lines,
     ):
         # DuckDB reads what the feed wrote before it failed, and then the end of the pipe.
         assert len(physical_lines(lines)) < 4
@@ -399,7 +400,7 @@ def test_duckdb_failing_while_the_feed_waits_ends_both_naming_the_file(tmp_path)
 
     def read() -> None:
         try:
-            with readable(source, as_it_is=False) as lines:
+            with readable(source, Reading.FED) as lines:
                 read_file(duckdb.connect(), source, physical_lines_query(lines)).fetchall()
         except InputFileError as exc:
             raised.append(exc)

@@ -42,10 +42,12 @@ RECORDED = {
     "TRANSACTIONS_TYPING_VERSION": {
         1: "c2007d1f96216918dcd8ead95704058e7353a046cfda931cb71b275a76265a4b",
         2: "c80d06b6841b6945a950ca88265846bfb8f916f1ae0d6c71401bcfe6417dc093",
+        3: "584874b9b4a1d60784f3d507fe920cf357c77b0a5c9deea4d1dc4864cc2fe20f",
     },
     "LINES_VERSION": {
         1: "7e8ebf43a3e774efdfa4e52da2899ff0f1019490c0b966c2e25ebb7f68af099b",
         2: "3deab3b63dc3f06f9e830ea4316dc9000ac1b7ad79067dd6a60ae533c234d77f",
+        3: "21c2894d8ede315fb605452eb8f7cf09f1c3d5c5722e8e7833d04271f4d62bf2",
     },
     "CARD_NUMBERS_VERSION": {
         1: "a5f20917c247ad13ba7075336255cdb617fa5849b61219a8a9f6e22384102329",
@@ -78,6 +80,7 @@ COVERED = {
         python=(
             ("file_lines", ("lines_query", "insertion_order")),
             ("pipe_feed", ("readable", "is_marked", "MARKS")),
+            ("fingerprints", ("Reading", "reading_of", "MAX_LINE_BYTES")),
             ("csv_records", ("join_quoted_line_breaks", "split_fields", "quote_field")),
             ("field_masking", ("masked_line_sql", "mask_fields", "masking")),
             ("layout", ("is_identifier",)),

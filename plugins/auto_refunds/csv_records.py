@@ -63,7 +63,7 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
     record, numbered by its first line and joined by LF, when that record reads as ``width``
     fields and no line between reads as a record of its own; otherwise the opening line is broken
     quoting on its own (staging quarantines it) and the lines after it stay as they are. A blank
-    line inside the field is lost with the other blank lines.
+    line inside the field is kept as an empty line (the blanks of a line of blanks are not).
     """
     odd = [
         row[0]
@@ -98,9 +98,10 @@ def join_quoted_line_breaks(con: duckdb.DuckDBPyConnection, table: str, width: i
         if last - first >= _MAX_LINES_A_RECORD:
             at += 1
             continue
-        # Blank lines were left out of the table: their numbers are missing.
+        # Blank lines were left out of the table: their numbers are missing. Inside a quoted
+        # field such a line is part of the field's text, as an empty line.
         numbers = [n for n in range(first, last + 1) if n in text]
-        lines = [text[n] for n in numbers]
+        lines = [text.get(n, "") for n in range(first, last + 1)]
         record = "\n".join(lines)
         # A line between that reads as a record of its own is one: two broken lines around it
         # must not swallow it.

@@ -105,18 +105,26 @@ def _known_print(con, path: Path, hasher: ThreadPoolExecutor) -> _Print:
     digest = hashlib.sha256(stats.encode()).hexdigest()
     known = con.execute(
         """
-        select stats.sha256, stats.valid_utf8, stats.plain_lines
+        select stats.sha256, stats.valid_utf8, stats.plain_lines, stats.mixed_line_ends
         from landing.file_stat_digests as stats
         inner join landing.files as files
             on stats.source_file = files.source_file and stats.sha256 = files.sha256
         where
-            stats.source_file = ? and stats.stat_digest = ? and stats.plain_lines is not null
+            stats.source_file = ?
+            and stats.stat_digest = ?
+            and stats.plain_lines is not null
+            and stats.mixed_line_ends is not null
         """,
         [path.name, digest],
     ).fetchone()
     if known is not None:
+        sha256, valid_utf8, plain_lines, mixed_line_ends = known
         return _Print(
-            path, digest, known=fingerprints.Fingerprint(known[0], known[1], plain_lines=known[2])
+            path,
+            digest,
+            known=fingerprints.Fingerprint(
+                sha256, valid_utf8, plain_lines=plain_lines, mixed_line_ends=mixed_line_ends
+            ),
         )
     return _Print(path, digest, hashing=hasher.submit(fingerprints.fingerprint, path))
 
@@ -129,13 +137,15 @@ def _recorded(con, printed: _Print) -> fingerprints.Fingerprint:
     fingerprint = printed.hashing.result()
     con.execute(
         "insert or replace into landing.file_stat_digests "
-        "(source_file, stat_digest, sha256, valid_utf8, plain_lines) values (?, ?, ?, ?, ?)",
+        "(source_file, stat_digest, sha256, valid_utf8, plain_lines, mixed_line_ends) "
+        "values (?, ?, ?, ?, ?, ?)",
         [
             printed.path.name,
             printed.stat_digest,
             fingerprint.sha256,
             fingerprint.valid_utf8,
             fingerprint.plain_lines,
+            fingerprint.mixed_line_ends,
         ],
     )
     return fingerprint

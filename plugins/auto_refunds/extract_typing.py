@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from auto_refunds import fingerprints
 from auto_refunds.faults import crash_point
 
 if TYPE_CHECKING:
@@ -79,7 +80,9 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
             files.source_file,
             files.file_date,
             files.sha256,
-            files.valid_utf8 and coalesce(files.plain_lines, false) as read_as_it_is
+            files.valid_utf8,
+            files.plain_lines,
+            files.mixed_line_ends
         from landing.files as files
         left join staging.typed_files as typed
             on files.source_file = typed.source_file
@@ -91,7 +94,7 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
         """,
         {"kind": model.file_kind},
     ).fetchall()
-    for source_file, file_date, digest, read_as_it_is in pending:
+    for source_file, file_date, digest, *line_ends in pending:
         path = folder / source_file
         changed = InputFileError(
             f"{path}: changed or removed since it was registered; run the extract again"
@@ -99,7 +102,8 @@ def build_per_file(con: duckdb.DuckDBPyConnection, model: PerFileModel, folder: 
         if not path.is_file():
             raise changed
         with transaction(con):
-            _type_file(con, model, path, (source_file, file_date, digest, read_as_it_is), changed)
+            registered = (source_file, file_date, digest, fingerprints.reading_of(*line_ends))
+            _type_file(con, model, path, registered, changed)
             crash_point("mid_model")
             con.execute(
                 "insert or replace into staging.typed_files values (?, ?, ?, ?)",
@@ -130,12 +134,11 @@ def _type_file(
     con: duckdb.DuckDBPyConnection,
     model: PerFileModel,
     path: Path,
-    registered: tuple[str, dt.date, str, bool],
+    registered: tuple[str, dt.date, str, fingerprints.Reading],
     changed: Exception,
 ) -> None:
-    """Replace the kept rows of one registered file (name, date, sha256, whether DuckDB reads it
-    as it is) by its typed lines, inside the caller's transaction."""
-    from auto_refunds import fingerprints
+    """Replace the kept rows of one registered file (name, date, sha256, how DuckDB reads its
+    lines) by its typed lines, inside the caller's transaction."""
     from auto_refunds.csv_records import join_quoted_line_breaks
     from auto_refunds.field_masking import masking
     from auto_refunds.file_lines import insertion_order, lines_query, read_file, sql_literal
@@ -143,12 +146,12 @@ def _type_file(
     from auto_refunds.pipe_feed import readable
 
     source = SOURCES[model.file_kind]
-    source_file, file_date, digest, read_as_it_is = registered
+    source_file, file_date, digest, reading = registered
     with ThreadPoolExecutor(1) as hasher:
         # Hashed again while DuckDB numbers the lines, which leaves a core free: the file is
         # typed only if it is still the content registered.
         rehashed = hasher.submit(fingerprints.fingerprint, path)
-        with insertion_order(con), masking(con), readable(path, read_as_it_is) as lines:
+        with insertion_order(con), masking(con), readable(path, reading) as lines:
             # DuckDB's error may quote a line (CONTRACT 7: read_file masks it and names the file).
             # Each line's id hashed as it is numbered, while the line is at hand: read back
             # from the numbered lines, which spill at the largest size, it cost twice as much.
@@ -157,7 +160,9 @@ def _type_file(
                 path,
                 "create or replace temp table landing_lines as "
                 "select line_number, raw_line, line_id_hash(raw_line) as id_hash from ("
-                + lines_query(lines, source.landed_line())
+                + lines_query(
+                    lines, source.landed_line(), reading is fingerprints.Reading.LINE_ENDS_MIXED
+                )
                 + ")",
             )
         printed = rehashed.result()

@@ -43,7 +43,7 @@ from auto_refunds.file_lines import (
     physical_lines_query,
     read_file,
 )
-from auto_refunds.fingerprints import Fingerprint
+from auto_refunds.fingerprints import Fingerprint, Reading
 from auto_refunds.layout import (
     CLIENT_RULES_HEADER,
     CREDITS_HEADER,
@@ -135,17 +135,21 @@ def land(
     digest = printed.sha256
     name = path.name
     known = con.execute(
-        "select sha256, data_lines, plain_lines from landing.files where source_file = ?", [name]
+        "select sha256, data_lines, plain_lines, mixed_line_ends from landing.files "
+        "where source_file = ?",
+        [name],
     ).fetchone()
     if known is not None and known[0] == digest:
-        if known[2] is None:
-            # Registered before its lines were looked at: the typing reads it through the pipe
-            # feed until this is known.
+        if known[2] is None or known[3] is None:
+            # Registered before its line ends were looked at: the typing reads it through the
+            # pipe feed until they are known.
             con.execute(
-                "update landing.files set plain_lines = ? where source_file = ?",
-                [printed.plain_lines, name],
+                "update landing.files set plain_lines = ?, mixed_line_ends = ? "
+                "where source_file = ?",
+                [printed.plain_lines, printed.mixed_line_ends, name],
             )
         return Landed(name, known[1], reloaded=False)
+    mixed = printed.reading is Reading.LINE_ENDS_MIXED
 
     if source.table is not None:
         con.execute(f"delete from {source.table} where source_file = ?", [name])
@@ -156,12 +160,12 @@ def land(
         if printed.quoted:
             # Records are joined across the line breaks of quoted fields before they are
             # masked, so that each is masked field by field like any other.
-            with insertion_order(con), readable(path, printed.read_as_it_is) as lines:
+            with insertion_order(con), readable(path, printed.reading) as lines:
                 read_file(
                     con,
                     path,
                     "create or replace temp table landing_lines as "
-                    + lines_query(lines, line="raw_line"),
+                    + lines_query(lines, "raw_line", mixed),
                 )
             join_quoted_line_breaks(con, "landing_lines", len(source.header))
             with masking(con):
@@ -172,32 +176,45 @@ def land(
                 )
             con.execute("drop table landing_lines")
         else:
-            with insertion_order(con), masking(con), readable(path, printed.read_as_it_is) as lines:
+            with insertion_order(con), masking(con), readable(path, printed.reading) as lines:
                 read_file(
                     con,
                     path,
                     f"{insert} select ?{date_value}, line_number, raw_line "
-                    f"from ({lines_query(lines, source.landed_line())})",
+                    f"from ({lines_query(lines, source.landed_line(), mixed)})",
                     params,
                 )
         lines = scalar(con, f"select count(*) from {source.table} where source_file = ?", [name])
     else:
         # The data lines of lines_query, counted without numbering them: every line that is not
         # blank, less the header (checked above, so not blank). It also fails an unreadable file.
-        with readable(path, printed.read_as_it_is) as physical:
+        with readable(path, printed.reading) as physical:
             lines = read_file(
                 con,
                 path,
-                f"select count(*) - 1 from ({physical_lines_query(physical)}) where {NOT_BLANK}",
+                f"select count(*) - 1 from ({physical_lines_query(physical, mixed)}) "
+                f"where {NOT_BLANK}",
             ).fetchone()[0]
     crash_point("mid_load")
     con.execute(
         """
         insert or replace into landing.files
-            (source_file, file_kind, file_date, sha256, data_lines, valid_utf8, plain_lines)
-        values (?, ?, ?, ?, ?, ?, ?)
+            (
+                source_file, file_kind, file_date, sha256, data_lines, valid_utf8, plain_lines,
+                mixed_line_ends
+            )
+        values (?, ?, ?, ?, ?, ?, ?, ?)
         """,
-        [name, source.kind, file_date, digest, lines, printed.valid_utf8, printed.plain_lines],
+        [
+            name,
+            source.kind,
+            file_date,
+            digest,
+            lines,
+            printed.valid_utf8,
+            printed.plain_lines,
+            printed.mixed_line_ends,
+        ],
     )
     log.info("Landed %s: %d data lines (sha256 %s)", path, lines, digest[:12])
     return Landed(name, lines, reloaded=True)

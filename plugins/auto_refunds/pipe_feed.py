@@ -1,12 +1,12 @@
 """The pipe feed: how DuckDB reads a file whose lines it cannot read as they are.
 
-DuckDB refuses a whole file for one line that is not UTF-8, for a line ending in CRLF in a file of
-LF lines (or the other way round), and for a bare CR; a NUL byte it reads into the field. Such a
-file is streamed to DuckDB through a named pipe instead: each line's CRLF becomes LF, and each line
-that is not UTF-8, or holds a NUL byte or a CR that does not end it, is marked (``MARKS``) with its
-bad bytes escaped, so that staging quarantines it (CONTRACT 2) and the other lines go on. A file
-that is all UTF-8, with plain lines (``fingerprints.Fingerprint.read_as_it_is``), is read as it
-is. Part of ``file_lines.LINES_VERSION``.
+DuckDB refuses a whole file for one line that is not UTF-8, for a bare CR and for a line longer
+than it is given; a NUL byte it reads into the field. Such a file is streamed to DuckDB through a
+named pipe instead: each line's CRLF becomes LF, and each line that is not UTF-8, holds a NUL byte
+or a CR that does not end it, or is too long (cut to its start), is marked (``MARKS``) with its bad
+bytes escaped, so that staging quarantines it (CONTRACT 2) and the other lines go on. A file that
+is all UTF-8, whose lines only end in LF or CRLF (alike or mixed) and none too long
+(``fingerprints.Reading``), is read as it is. Part of ``file_lines.LINES_VERSION``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from auto_refunds import card_numbers
 from auto_refunds.file_lines import InputFileError
+from auto_refunds.fingerprints import MAX_LINE_BYTES, Reading
 
 # A line that cannot be typed reaches staging as one of these marks and the line, its bad bytes
 # escaped (\xff, \r, \x00): staging quarantines it with the reason its mark names (the macro
@@ -29,7 +30,10 @@ from auto_refunds.file_lines import InputFileError
 NOT_UTF8_MARK = "\x01"
 BARE_CR_MARK = "\x02"
 NUL_MARK = "\x03"
-MARKS = (NOT_UTF8_MARK, BARE_CR_MARK, NUL_MARK)
+# A line longer than DuckDB is given: only its first LONG_LINE_KEPT bytes reach staging.
+LONG_LINE_MARK = "\x04"
+MARKS = (NOT_UTF8_MARK, BARE_CR_MARK, NUL_MARK, LONG_LINE_MARK)
+LONG_LINE_KEPT = 1 << 10
 
 
 def is_marked(line: str) -> bool:
@@ -38,16 +42,17 @@ def is_marked(line: str) -> bool:
 
 
 @contextmanager
-def readable(path: Path, as_it_is: bool) -> Iterator[Path]:
-    """The file DuckDB reads for ``path``: the file itself when it can be read ``as_it_is``;
-    else a named pipe fed its lines, each ending in LF, and each that cannot be typed marked.
+def readable(path: Path, reading: Reading) -> Iterator[Path]:
+    """The file DuckDB reads for ``path``: the file itself unless ``reading`` is
+    ``Reading.FED``; then a named pipe fed its lines, each ending in LF, and each that cannot be
+    typed marked.
 
     A pipe rather than a copy: the file may hold card numbers (a card_token that staging
     quarantines), and no file the product writes may (CONTRACT 7). DuckDB reads the pipe with
     the same reader as any file, so its lines split exactly as theirs do. Read it once, to its
     end, inside the context.
     """
-    if as_it_is:
+    if reading is not Reading.FED:
         yield path
         return
     folder = Path(tempfile.mkdtemp(prefix="auto-refunds-not-utf8-"))
@@ -85,10 +90,18 @@ class _PipeFeed:
         try:
             with target, open(self.path, "rb") as source:
                 rest = b""
+                # Within a line too long to hold: its start is written, the rest of it skipped.
+                skipping = False
                 for block in iter(lambda: source.read(_BLOCK_BYTES), b""):
+                    if skipping:
+                        skipped, line_end, block = block.partition(b"\n")
+                        skipping = not line_end
                     lines, line_end, rest = (rest + block).rpartition(b"\n")
                     if line_end:
                         target.write(_fed(lines + line_end))
+                    if len(rest) > MAX_LINE_BYTES:
+                        target.write(_fed_line(rest) + b"\n")
+                        rest, skipping = b"", True
                 if rest:
                     target.write(_fed(rest))
         except BaseException as exc:
@@ -131,7 +144,12 @@ def _fed(lines: bytes) -> bytes:
     """Whole lines (the last may lack its LF only at the end of the file) as they are fed: each
     CRLF made LF, and each line that cannot be typed marked. Lines are looked at one by one only
     in a block that holds such a line: nearly every block is written whole."""
-    if b"\0" not in lines and lines.count(b"\r") == lines.count(b"\r\n"):
+    # Lines end within MAX_LINE_BYTES and a block of the rest: only a chunk that long can hold
+    # one too long.
+    short = len(lines) <= MAX_LINE_BYTES or all(
+        len(line) <= MAX_LINE_BYTES for line in lines.split(b"\n")
+    )
+    if short and b"\0" not in lines and lines.count(b"\r") == lines.count(b"\r\n"):
         try:
             lines.decode("utf-8")
         except UnicodeDecodeError:
@@ -147,6 +165,8 @@ def _fed_line(line: bytes) -> bytes:
     and the line marked, its bad bytes escaped, when it is not UTF-8 or holds a NUL byte or
     another CR."""
     text = line[:-1] if line.endswith(b"\r") else line
+    if len(text) > MAX_LINE_BYTES:
+        return (LONG_LINE_MARK + _escaped(text[:LONG_LINE_KEPT])).encode()
     try:
         text.decode("utf-8")
     except UnicodeDecodeError:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from auto_refunds import card_numbers, file_lines
 
-TRANSACTIONS_TYPING_VERSION = 2
+TRANSACTIONS_TYPING_VERSION = 3
 
 # Per landing kind typed file by file (models.Model.per_file_kind).
 _MODEL_VERSIONS = {"transactions": "TRANSACTIONS_TYPING_VERSION"}

@@ -2,47 +2,75 @@
 -- read cleanly into its type becomes null, and the matching *_error macro says why.
 
 -- A line without the mark the pipe feed gives a line that cannot be typed (pipe_feed.MARKS):
--- chr(1) not UTF-8, chr(2) a bare CR, chr(3) a NUL byte.
-create or replace macro unmarked(line) as ltrim(line, chr(1) || chr(2) || chr(3));
+-- chr(1) not UTF-8, chr(2) a bare CR, chr(3) a NUL byte, chr(4) longer than DuckDB is given.
+create or replace macro unmarked(line) as ltrim(line, chr(1) || chr(2) || chr(3) || chr(4));
 
 -- RFC 4180 fields of one physical line, without surrounding blanks (inside quotes too: an id
 -- or an amount never means its blanks); null when the quoting is broken. Blanks are ASCII spaces,
 -- as in csv_records.split_fields and the cheap split's test: trim() alone also drops Unicode spaces
 -- (U+00A0...), so a field would read one way or another by what the other fields hold.
--- Lines without a quote or a blank (nearly all of them) take the cheap split.
+-- The cheapest way that reads the line exactly: a line without a quote is split at its commas; a
+-- line whose quotes only enclose fields that hold no quote or comma (every field quoted, an empty
+-- one as "") has its quotes dropped and is split the same way (quoted_simply); only a quoted
+-- comma, a doubled quote or a quoted line break takes the careful reading, whose regular
+-- expressions cost many times the split. Fields are trimmed one by one only when one may have
+-- blanks around it (blank_edged).
 create or replace macro csv_fields(line) as
     case
-        when not contains(line, '"') and not contains(line, ' ') then string_split(line, ',')
+        when not contains(line, '"') and not blank_edged(line) then string_split(line, ',')
         when not contains(line, '"')
             then list_transform(string_split(line, ','), lambda x: trim(x, ' '))
-        -- The mark of a line that cannot be typed (line_shape_error) would break a quoted first
-        -- field, whose id must still count (id_value).
-        when regexp_full_match(
-            unmarked(line), '("(?:[^"]|"")*"|[^,"]*)(,("(?:[^"]|"")*"|[^,"]*))*'
-        )
-            then list_transform(
-                -- Each field after a comma, the first too: a pattern that may match empty at
-                -- the start (^|,) made the matcher step over the comma after an empty first
-                -- field, losing the second.
-                regexp_extract_all(',' || unmarked(line), ',("(?:[^"]|"")*"|[^,"]*)', 1),
-                lambda x: trim(case
-                    when starts_with(x, '"') then replace(x[2:-2], '""', '"')
-                    else x
-                end, ' ')
-            )
+        when not quoted_simply(line)
+            then case
+                -- The mark of a line that cannot be typed (line_shape_error) would break a quoted
+                -- first field, whose id must still count (id_value).
+                when quoted_rfc_4180(unmarked(line))
+                    then list_transform(
+                        -- Each field after a comma, the first too: a pattern that may match empty
+                        -- at the start (^|,) made the matcher step over the comma after an empty
+                        -- first field, losing the second.
+                        regexp_extract_all(',' || unmarked(line), ',("(?:[^"]|"")*"|[^,"]*)', 1),
+                        lambda x: trim(case
+                            when starts_with(x, '"') then replace(x[2:-2], '""', '"')
+                            else x
+                        end, ' ')
+                    )
+            end
+        when not blank_edged(line) then string_split(replace(line, '"', ''), ',')
+        else list_transform(string_split(replace(line, '"', ''), ','), lambda x: trim(x, ' '))
     end;
 
--- Why a line's fields cannot be read, or null: not valid UTF-8, a bare CR or a NUL byte (the pipe
--- feed marks such a line with a leading chr(1), chr(2) or chr(3); one compare finds the three),
+-- Whether a field of the line may start or end with a blank, inside its quotes or not: a blank
+-- next to a comma, a quote or an end of the line.
+create or replace macro blank_edged(line) as
+    contains(line, ' ') and (
+        contains(line, ', ') or contains(line, ' ,') or contains(line, '" ') or contains(line, ' "')
+        or starts_with(line, ' ') or ends_with(line, ' ')
+    );
+
+-- Whether every quote of the line opens or closes a field that holds no quote and no comma: then
+-- the quotes only mark where fields start and end, and dropping them leaves the fields split by
+-- the line's commas. A line without a quote is one. One pass of a pattern without captures.
+create or replace macro quoted_simply(line) as
+    regexp_full_match(line, '(?:"[^",]*"|[^",]*)(?:,(?:"[^",]*"|[^",]*))*');
+
+-- Whether the line's quoting is RFC 4180's: each field quoted whole, its quotes doubled, or
+-- holding no quote.
+create or replace macro quoted_rfc_4180(line) as
+    regexp_full_match(line, '(?:"(?:[^"]|"")*"|[^,"]*)(?:,(?:"(?:[^"]|"")*"|[^,"]*))*');
+
+-- Why a line's fields cannot be read, or null: not valid UTF-8, a bare CR, a NUL byte or too long
+-- (the pipe feed marks such a line with a leading chr(1) to chr(4); one compare finds the four),
 -- broken quoting (csv_fields gave null) or another number of fields than the file's header. A
 -- line of the wrong shape gets that one reason: its fields mean nothing.
 create or replace macro line_shape_error(raw_line, field_count, expected) as
     case
-        when raw_line < chr(4)
+        when raw_line < chr(5)
             then case left(raw_line, 1)
                 when chr(1) then 'line is not valid UTF-8'
                 when chr(2) then 'line holds a bare CR (a carriage return not ending the line)'
-                else 'line holds a NUL byte'
+                when chr(3) then 'line holds a NUL byte'
+                else 'line is longer than 16 MiB (only its first 1 KiB is kept here)'
             end
         when field_count is null then 'line is not valid CSV (broken quoting)'
         when field_count <> expected
@@ -55,18 +83,31 @@ create or replace macro field_text(fields, i) as nullif(fields[i], '');
 -- A line's id, its first field, as text: without the mark of a line that cannot be typed
 -- (pipe_feed.readable), so that such a line still counts when its id is on two lines (CONTRACT 2).
 create or replace macro id_value(field) as
-    nullif(case when field < chr(4) then trim(unmarked(field), ' ') else field end, '');
+    nullif(case when field < chr(5) then trim(unmarked(field), ' ') else field end, '');
 
 create or replace macro id_text(fields) as id_value(fields[1]);
 
 -- id_text(csv_fields(line)), without splitting the rest of the line when it needs no unquoting:
 -- the typing reads every extract line's id this way to find the ids repeated in a file.
+-- A line that needs the careful reading has its first field read alone, which costs a fraction of
+-- reading every field.
 create or replace macro line_id_text(line) as
     id_value(case
-        when contains(line, '"') or contains(line, ' ') then csv_fields(line)[1]
-        when contains(line, ',') then left(line, instr(line, ',') - 1)
-        else line
+        when not contains(line, '"') and not blank_edged(line) then split_part(line, ',', 1)
+        when quoted_simply(line) then trim(replace(split_part(line, ',', 1), '"', ''), ' ')
+        when quoted_rfc_4180(unmarked(line)) then first_field(unmarked(line))
     end);
+
+-- The first field of a line whose quoting is RFC 4180's, as csv_fields reads it.
+create or replace macro first_field(line) as
+    trim(
+        case
+            when starts_with(line, '"')
+                then replace(regexp_extract(line, '^"((?:[^"]|"")*)"', 1), '""', '"')
+            else split_part(line, ',', 1)
+        end,
+        ' '
+    );
 
 -- An 8-byte hash of a line's id, which the typing takes as it numbers an extract's lines: the ids
 -- repeated in a file are found by grouping these (stg_imaginepay__transactions.repeated_keys.sql).

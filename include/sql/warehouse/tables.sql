@@ -17,14 +17,19 @@ create table if not exists landing.files (
     data_lines bigint not null,
     -- False: some lines are not UTF-8; they are read marked, and quarantined (pipe_feed.readable).
     valid_utf8 boolean not null default true,
-    -- False: its lines end in both LF and CRLF, or some hold a bare CR or a NUL byte; they are
-    -- read through the pipe feed, those that cannot be typed marked. Null: registered before it
-    -- was kept, taken as false until landing registers the file again (landing.land).
-    plain_lines boolean
+    -- False: its lines end in both LF and CRLF, or some hold a bare CR or a NUL byte. Null:
+    -- registered before it was kept, taken as false until landing registers the file again
+    -- (landing.land).
+    plain_lines boolean,
+    -- True: its lines end in both LF and CRLF, and none holds a bare CR or a NUL byte; DuckDB
+    -- reads them as they are, in one thread. False with plain_lines false: they are read through
+    -- the pipe feed, those that cannot be typed marked (fingerprints.Reading). Null as above.
+    mixed_line_ends boolean
 );
 
 alter table landing.files add column if not exists valid_utf8 boolean default true;
 alter table landing.files add column if not exists plain_lines boolean;
+alter table landing.files add column if not exists mixed_line_ends boolean;
 
 -- What a registered ImaginePay extract looked like on disk when it was hashed: an extract whose
 -- size, modification and change times and inode are all the same is not hashed again (every
@@ -37,11 +42,13 @@ create table if not exists landing.file_stat_digests (
     stat_digest varchar not null,
     sha256 varchar not null,
     valid_utf8 boolean not null,
-    -- Null: hashed before it was kept; such a row is hashed again.
-    plain_lines boolean
+    -- Null: hashed before they were kept; such a row is hashed again.
+    plain_lines boolean,
+    mixed_line_ends boolean
 );
 
 alter table landing.file_stat_digests add column if not exists plain_lines boolean;
+alter table landing.file_stat_digests add column if not exists mixed_line_ends boolean;
 
 -- The same, as it was kept before: a cache, rebuilt by hashing each extract once.
 drop table if exists landing.file_stats;

@@ -77,9 +77,11 @@ class Profile:
     malformed: float = 0.0
     # Written the way many exporters write CSV, over the same records: every text field quoted
     # (dates too; amounts are numbers and stay unquoted), an empty field as "", card tokens of 28
-    # to 32 characters, a quoted comma in the merchant_reference of every practice refund, and
-    # one line in ``crlf_every`` ending in CRLF (so the files are not plain).
+    # to 32 characters, a note in the merchant_reference of every practice refund (one in
+    # ``comma_every`` holding a quoted comma), and one line in ``crlf_every`` ending in CRLF (so
+    # the files' line ends are mixed).
     quoted: bool = False
+    comma_every: int = 20
     crlf_every: int = 50
 
 
@@ -235,8 +237,14 @@ def _transactions(con: duckdb.DuckDBPyConnection, spec: Spec) -> None:
         if spec.steady
         else f"least({spec.days}, file_day + 1 + pick(i, 'settle', 2))"
     )
-    # The practice's own note on its refund, with a comma: quoted, it is one field.
-    note = "'Front desk refund, ' || txn_id" if spec.profile.quoted else "null"
+    # The practice's own note on its refund; one in ``comma_every`` holds a comma, which quoted
+    # is one field (the careful reading's lines, csv_fields).
+    note = (
+        f"'Front desk refund' || if(pick(txn_id, 'comma', {spec.profile.comma_every}) = 0, "
+        "', ', ' ') || txn_id"
+        if spec.profile.quoted
+        else "null"
+    )
     con.execute(
         f"""
         create or replace table transaction_rows as
