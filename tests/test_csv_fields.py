@@ -93,3 +93,34 @@ def test_the_warehouse_reads_a_line_as_split_fields_does(con, line):
 def test_quoted_lines_read_every_way(con, line, expected):
     assert warehouse_fields(con, line) == (expected, id_of(expected))
     assert split_fields(line) == expected
+
+
+# The typing finds an extract's repeated ids by grouping the lines' line_id_hash, then reads the
+# lines whose hash repeats again for their ids: two lines of one id, however each is written,
+# must have one hash.
+def written(text: str, quoted: bool, blanks: str, mark: str) -> str:
+    if quoted or any(char in text for char in ',"\n'):
+        return mark + '"' + blanks + text.replace('"', '""') + blanks + '"'
+    return mark + blanks + text + blanks
+
+
+WAY = st.tuples(st.booleans(), st.sampled_from(["", " ", "  "]), st.sampled_from(["", *MARKS]))
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(
+    text=st.text(alphabet='a1 ,"\né', min_size=1, max_size=6).filter(lambda t: t.strip(" ")),
+    ways=st.lists(WAY, min_size=2, max_size=2),
+    rest=st.lists(FIELD, max_size=3),
+)
+def test_lines_of_one_id_however_written_share_a_hash(con, text, ways, rest):
+    lines = [",".join([written(text, *way), *rest]) for way in ways]
+    ids, hashes = zip(
+        *(
+            con.execute("select line_id_text($l), line_id_hash($l)", {"l": line}).fetchone()
+            for line in lines
+        ),
+        strict=True,
+    )
+    if ids[0] is not None and ids[0] == ids[1]:
+        assert hashes[0] == hashes[1]

@@ -110,8 +110,14 @@ create or replace macro first_field(line) as
     );
 
 -- An 8-byte hash of a line's id, which the typing takes as it numbers an extract's lines: the ids
--- repeated in a file are found by grouping these (stg_imaginepay__transactions.repeated_keys.sql).
-create or replace macro line_id_hash(line) as hash(line_id_text(line));
+-- repeated in a file are found by grouping these, then the lines whose hash repeats are read again
+-- for their ids (stg_imaginepay__transactions.repeated_keys.sql). So it only has to be the same for
+-- two lines of the same id, however written; it is taken from the line's text up to its first
+-- comma, without marks, quotes and blanks, with no regular expression: quoting and blanks never
+-- change an id, and an id holding a comma or a quote is only ever written quoted, which this reads
+-- the same way every time.
+create or replace macro line_id_hash(line) as
+    hash(trim(replace(split_part(unmarked(line), ',', 1), '"', ''), ' '));
 
 -- Money: plain decimal, at most two decimals, fits DECIMAL(18,2).
 create or replace macro money_value(txt) as
