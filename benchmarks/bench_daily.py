@@ -7,8 +7,8 @@
    each data profile asked for: ``default`` (the demo's data, about 27% of credits due),
    ``varied`` (shaped like a practice's real data: about 40% due, many shared sales, malformed
    lines scattered) and ``quoted`` (the default's records as many exporters write them: text
-   fields quoted, long card tokens, a quoted comma, one line in 50 ending in CRLF, so the DAG
-   reads them through the pipe feed); ``sample_data.PROFILES``. ``both`` is default and varied,
+   fields quoted, long card tokens, a quoted comma in 1% of lines, one line in 50 ending in CRLF,
+   so the line ends are mixed); ``sample_data.PROFILES``. ``both`` is default and varied,
    ``all`` the three.
 2. For each of ``--runs`` runs (3; the median counts), on a fresh warehouse: the floor,
    ``benchmarks/floor.sql`` (the refund rules as one hand-written DuckDB query over the same CSVs),
