@@ -143,6 +143,44 @@ def test_malformed_client_rules_rows(scenario):
     }
 
 
+# CONTRACT 2: client_rules.csv may carry refund_deadline_days as an optional last column; a file
+# with it is read at its own width, one without it stays valid.
+def test_client_rules_with_the_optional_refund_deadline_days(scenario):
+    scenario._prepare(D)
+    scenario.layout.client_rules.write_text(
+        "client_id,auto_refunds_enabled,min_balance_threshold,refund_window_days,"
+        "refund_deadline_days\n"
+        "CL1,true,,,30\n"
+        "CL2,true,,,\n"
+        "CL3,true,,,soon\n"
+        "CL4,true,,\n"
+    )
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    # The scenario writes its own rules before it decides: this file stays.
+    scenario._prepare = lambda day: None
+    assert scenario.decide() == {"C1": ("DUE", "T1")}
+    assert quarantined(scenario) == {
+        ("client_rules.csv", 4): "refund_deadline_days is not a whole number of days: soon",
+        ("client_rules.csv", 5): "expected 5 fields, found 4",
+    }
+    assert scenario.query(
+        "select client_id, refund_deadline_days from staging.stg_imagineone__client_rules "
+        "where dq_error is null order by all"
+    ) == [("CL1", 30), ("CL2", None)]
+
+
+def test_client_rules_with_another_last_column_fail_naming_the_file(scenario):
+    scenario._prepare(D)
+    scenario.layout.client_rules.write_text(
+        "client_id,auto_refunds_enabled,min_balance_threshold,refund_window_days,deadline\n"
+    )
+    scenario.write_credits(D, credit("C1"))
+    scenario.write_transactions(D, sale("T1"))
+    with pytest.raises(InputFileError, match=r"client_rules\.csv line 1: wrong header"):
+        daily.extract(D, scenario.settings)
+
+
 def test_quoting_crlf_bom_and_blank_lines(scenario):
     path = scenario.write_credits(D)
     path.write_bytes(

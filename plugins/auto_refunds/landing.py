@@ -15,10 +15,11 @@ registered here; their staging model types each extract once, straight from the 
 file, and keeps the typed lines (see ``extract_typing.build_per_file``). That model also masks
 their fields itself (``Source.masked_by_staging``).
 
-The steps of a file's way in have their own modules: ``fingerprints`` (its SHA-256), ``file_lines``
-(its numbered lines, read by DuckDB), ``pipe_feed`` (a file that is not all UTF-8, or mixes line
-ends, or holds a bare CR or a NUL byte), ``csv_records`` (records joined across quoted line breaks,
-split into fields) and ``field_masking`` (the card numbers of a landed line's fields).
+The steps of a file's way in have their own modules: ``fingerprints`` (its SHA-256 and how its
+lines end), ``file_lines`` (its numbered lines, read by DuckDB), ``pipe_feed`` (a file that is not
+all UTF-8, or holds a bare CR, a NUL byte or a line too long), ``csv_records`` (records joined
+across quoted line breaks, split into fields) and ``field_masking`` (the card numbers of a landed
+line's fields).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -68,6 +69,8 @@ class Source:
     # lines are read as they are. Masking whole lines costs a regular expression over every
     # line, and the extracts are the bulk of the data.
     masked_by_staging: bool = False
+    # A last column a file may have or not (CONTRACT 2): its header is then ``header`` with it.
+    optional_last: str | None = None
 
     def landed_line(self, raw_line: str = "raw_line") -> str:
         """SQL of a line as it is landed: card numbers masked in every field but the identifiers
@@ -80,7 +83,11 @@ class Source:
 
 CREDITS = Source("credits", "landing.imagineone__credits", CREDITS_HEADER)
 CLIENT_RULES = Source(
-    "client_rules", "landing.imagineone__client_rules", CLIENT_RULES_HEADER, dated=False
+    "client_rules",
+    "landing.imagineone__client_rules",
+    CLIENT_RULES_HEADER,
+    dated=False,
+    optional_last="refund_deadline_days",
 )
 TRANSACTIONS = Source("transactions", None, TRANSACTIONS_HEADER, masked_by_staging=True)
 PAYMENTS = Source("payments", "landing.imaginepay__payments", PAYMENTS_HEADER)
@@ -94,7 +101,11 @@ class Landed:
     reloaded: bool
 
 
-def check_header(path: Path, expected: tuple[str, ...]) -> None:
+def check_header(
+    path: Path, expected: tuple[str, ...], optional_last: str | None = None
+) -> tuple[str, ...]:
+    """The file's header: ``expected``, or ``expected`` and ``optional_last`` when that is given;
+    any other fails naming the file."""
     if not path.is_file():
         raise InputFileError(f"{path}: file not found")
     try:
@@ -108,13 +119,15 @@ def check_header(path: Path, expected: tuple[str, ...]) -> None:
     except csv.Error:
         # A bare carriage return (a file with old Mac line ends): no header the contract's.
         found = None
-    if found != expected:
-        raise InputFileError(
-            f"{path} line 1: wrong header: expected {','.join(expected)!r}, "
-            # A file sent without its header starts with a data line (CONTRACT 7: masked). Up
-            # to its first line break of any kind: a file with bare CR line ends is one line.
-            f"found {card_numbers.mask((first.splitlines() or [''])[0])!r}"
-        )
+    if found == expected or (optional_last and found == (*expected, optional_last)):
+        return found
+    optionally = f" (then {optional_last!r}, optionally)" if optional_last else ""
+    raise InputFileError(
+        f"{path} line 1: wrong header: expected {','.join(expected)!r}{optionally}, "
+        # A file sent without its header starts with a data line (CONTRACT 7: masked). Up
+        # to its first line break of any kind: a file with bare CR line ends is one line.
+        f"found {card_numbers.mask((first.splitlines() or [''])[0])!r}"
+    )
 
 
 def land(
@@ -130,7 +143,8 @@ def land(
     ``known_print`` is the file's fingerprint when the caller has read it already. Runs inside
     the caller's transaction: a failure leaves the warehouse as it was.
     """
-    check_header(path, source.header)
+    # A file with the source's optional last column is landed and masked at its own width.
+    source = replace(source, header=check_header(path, source.header, source.optional_last))
     printed = known_print or fingerprints.fingerprint(path)
     digest = printed.sha256
     name = path.name
@@ -201,9 +215,9 @@ def land(
         insert or replace into landing.files
             (
                 source_file, file_kind, file_date, sha256, data_lines, valid_utf8, plain_lines,
-                mixed_line_ends
+                mixed_line_ends, header_fields
             )
-        values (?, ?, ?, ?, ?, ?, ?, ?)
+        values (?, ?, ?, ?, ?, ?, ?, ?, ?)
         """,
         [
             name,
@@ -214,6 +228,7 @@ def land(
             printed.valid_utf8,
             printed.plain_lines,
             printed.mixed_line_ends,
+            len(source.header),
         ],
     )
     log.info("Landed %s: %d data lines (sha256 %s)", path, lines, digest[:12])

@@ -6,13 +6,25 @@ landing_client_rules as (
     select * from landing.imagineone__client_rules
 ),
 
-split as (
+-- How many columns each file's header has: 4, or 5 with the optional refund_deadline_days.
+landing_files as (
     select
         source_file,
-        line_number,
-        raw_line,
-        csv_fields(raw_line) as parsed_fields
+        header_fields
+    from landing.files
+    where file_kind = 'client_rules'
+),
+
+split as (
+    select
+        landing_client_rules.source_file,
+        landing_client_rules.line_number,
+        landing_client_rules.raw_line,
+        csv_fields(landing_client_rules.raw_line) as parsed_fields,
+        coalesce(landing_files.header_fields, 4) as header_fields
     from landing_client_rules
+    left join landing_files
+        on landing_client_rules.source_file = landing_files.source_file
 ),
 
 renamed as materialized (
@@ -20,11 +32,14 @@ renamed as materialized (
         source_file,
         line_number,
         raw_line,
+        header_fields,
         len(parsed_fields) as field_count,
         id_text(parsed_fields) as client_id,
         lower(field_text(parsed_fields, 2)) as auto_refunds_enabled_text,
         field_text(parsed_fields, 3) as min_balance_threshold_text,
-        field_text(parsed_fields, 4) as refund_window_days_text
+        field_text(parsed_fields, 4) as refund_window_days_text,
+        -- Null in a file without the column (a list read past its end is null).
+        field_text(parsed_fields, 5) as refund_deadline_days_text
     from split
 ),
 
@@ -52,7 +67,11 @@ typed as (
         case
             when regexp_full_match(renamed.refund_window_days_text, '[0-9]{1,6}')
                 then renamed.refund_window_days_text::integer
-        end as refund_window_days
+        end as refund_window_days,
+        case
+            when regexp_full_match(renamed.refund_deadline_days_text, '[0-9]{1,6}')
+                then renamed.refund_deadline_days_text::integer
+        end as refund_deadline_days
     from renamed
     left join duplicated_ids
         on
@@ -70,8 +89,9 @@ checked as (  -- noqa: ST03
         auto_refunds_enabled,
         min_balance_threshold,
         refund_window_days,
+        refund_deadline_days,
         coalesce(
-            line_shape_error(raw_line, field_count, 4),
+            line_shape_error(raw_line, field_count, header_fields),
             -- concat_ws skips the checks that passed (null).
             nullif(concat_ws(
                 '; ',
@@ -97,6 +117,12 @@ checked as (  -- noqa: ST03
                         then
                             'refund_window_days is not a whole number of days: '
                             || refund_window_days_text
+                end,
+                case
+                    when refund_deadline_days_text is not null and refund_deadline_days is null
+                        then
+                            'refund_deadline_days is not a whole number of days: '
+                            || refund_deadline_days_text
                 end
             ), '')
         ) as dq_error

@@ -24,10 +24,14 @@ create table if not exists landing.files (
     -- True: its lines end in both LF and CRLF, and none holds a bare CR or a NUL byte; DuckDB
     -- reads them as they are, in one thread. False with plain_lines false: they are read through
     -- the pipe feed, those that cannot be typed marked (fingerprints.Reading). Null as above.
-    mixed_line_ends boolean
+    mixed_line_ends boolean,
+    -- The number of columns of its header: a client rules file may have an optional last one
+    -- (CONTRACT 2). Null: registered before it was kept, with the contract's header.
+    header_fields integer
 );
 
 alter table landing.files add column if not exists valid_utf8 boolean default true;
+alter table landing.files add column if not exists header_fields integer;
 alter table landing.files add column if not exists plain_lines boolean;
 alter table landing.files add column if not exists mixed_line_ends boolean;
 
