@@ -29,14 +29,25 @@ STAGING = {
     "credits": "staging.stg_imagineone__credits",
     "transactions": "staging.stg_imaginepay__transactions",
     "payments": "staging.stg_imaginepay__payments",
+    "client_rules": "staging.stg_imagineone__client_rules",
+}
+ID_COLUMN = {
+    "credits": "credit_id",
+    "transactions": "txn_id",
+    "payments": "payment_id",
+    "client_rules": "client_id",
 }
 
 
 def header(kind: str) -> str:
-    from auto_refunds.layout import CREDITS_HEADER, TRANSACTIONS_HEADER
+    from auto_refunds.layout import CLIENT_RULES_HEADER, CREDITS_HEADER, TRANSACTIONS_HEADER
 
     return ",".join(
-        {"credits": CREDITS_HEADER, "transactions": TRANSACTIONS_HEADER}.get(kind, PAYMENTS_HEADER)
+        {
+            "credits": CREDITS_HEADER,
+            "transactions": TRANSACTIONS_HEADER,
+            "client_rules": CLIENT_RULES_HEADER,
+        }.get(kind, PAYMENTS_HEADER)
     )
 
 
@@ -61,7 +72,11 @@ def typed(settings: Settings, kind: str, data: bytes) -> tuple[dict, dict]:
         scenario.write_credits(D, credit("C1"))
         scenario.write_transactions(D, sale("T1"))
         scenario._prepare(D)
-        path = scenario.layout.credits(D) if kind == "credits" else scenario.layout.transactions(D)
+        path = {
+            "credits": scenario.layout.credits(D),
+            "transactions": scenario.layout.transactions(D),
+            "client_rules": scenario.layout.client_rules,
+        }[kind]
         path.write_bytes(data)
         daily.extract(D, settings)
         for model in models.DAILY_MODELS:
@@ -78,7 +93,7 @@ def typed(settings: Settings, kind: str, data: bytes) -> tuple[dict, dict]:
         ).fetchall()
         errors = dict(con.execute(f"select line_number, error from {quarantine}").fetchall())
     # The id is the first field of every kind but credits' (source_file, file_date come first).
-    key = columns.index({"credits": "credit_id", "transactions": "txn_id"}.get(kind, "payment_id"))
+    key = columns.index(ID_COLUMN[kind])
     return {row[key]: row for row in rows}, errors
 
 
@@ -291,6 +306,16 @@ _SHAPE = {
     "payments": lambda n, account, amount: [
         *(f"P{n}", "CL1", account, f"T{n}", "", amount, "APPROVED", "00", "ok", "2026-01-05"),
     ],
+    # No free text: the client_id is the field written another way or damaged.
+    "client_rules": lambda n, account, amount: [account, "true", amount, "30"],
+}
+# The field written another way or damaged, and the columns the kept records are compared on.
+DAMAGED_FIELD = {"credits": 2, "transactions": 2, "payments": 2, "client_rules": 0}
+COMPARED = {
+    "credits": "account_id, credit_amount",
+    "transactions": "account_id, amount",
+    "payments": "account_id, payment_amount",
+    "client_rules": "client_id, min_balance_threshold",
 }
 
 
@@ -306,14 +331,18 @@ def _hostile_file(kind: str, records: list, crlf_file: bool, bom: bool) -> tuple
     for n, (account, cents, damage) in enumerate(records, 1):
         amount = f"{decimal.Decimal(cents) / 100:.2f}"
         written, keeps = DAMAGES[damage]
+        if kind == "client_rules":
+            # The id itself: unique in the file.
+            account += str(n)
         if damage.startswith("quoted"):
             line_break = "\n\n" if damage == "quoted-blank-line" else "\n"
             account = account[:1] + line_break + account[1:]
         fields = [field.encode() for field in _SHAPE[kind](n, account, amount)]
-        fields[2] = written(account)
+        fields[DAMAGED_FIELD[kind]] = written(account)
         data += b",".join(fields) + (b"\r\n" if damage == "crlf-line-end" else end)
         if keeps:
-            kept[f"{kind[0].upper()}{n}"] = (account, decimal.Decimal(amount))
+            key = account if kind == "client_rules" else f"{kind[0].upper()}{n}"
+            kept[key] = (account, decimal.Decimal(amount))
         else:
             damaged.add(line_number)
         line_number += 1 + account.count("\n") * damage.startswith("quoted")
@@ -327,7 +356,7 @@ def _hostile_file(kind: str, records: list, crlf_file: bool, bom: bool) -> tuple
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    kind=st.sampled_from(KINDS),
+    kind=st.sampled_from((*KINDS, "client_rules")),
     records=st.lists(
         st.tuples(
             st.from_regex(r"[A-Z][A-Z0-9]{1,5}", fullmatch=True),
@@ -348,13 +377,11 @@ def test_a_hostile_file_costs_only_its_damaged_records(
     monkeypatch.setenv("AUTO_REFUNDS_DATA_DIR", str(tmp_path_factory.mktemp("hostile")))
     settings = Settings.from_env()
     rows, errors = typed(settings, kind, data)
-    amount = {"credits": "credit_amount", "transactions": "amount"}.get(kind, "payment_amount")
     with connect(settings, D) as con:
-        id_column = {"credits": "credit_id", "transactions": "txn_id"}.get(kind, "payment_id")
         typed_rows = dict(
             (row[0], (row[1], row[2]))
             for row in con.execute(
-                f"select {id_column}, account_id, {amount} from {STAGING[kind]} "
+                f"select {ID_COLUMN[kind]}, {COMPARED[kind]} from {STAGING[kind]} "
                 "where dq_error is null"
             ).fetchall()
         )
