@@ -284,13 +284,20 @@ class Soak:
                 f"late payment file: {day}'s arrives after {events.late_by} nights"
             )
         if number == events.resent_night and events.resent_from is not None:
-            earlier = self.night(events.resent_from)
-            if self.layout.payments(earlier).exists():
+            earlier = self.answered_before(events.resent_from + 1)
+            if earlier is not None:
                 _deliver(self.layout.payments(day), self.layout.payments(earlier).read_bytes())
                 self.tally.events.append(
                     f"payment file re-sent under another date: {earlier}'s as {day}'s"
                 )
         yield 0.0
+
+    def answered_before(self, number: int) -> dt.date | None:
+        """The latest date before night ``number`` whose payment file is in the inbox."""
+        for earlier in range(number - 1, 0, -1):
+            if self.layout.payments(self.night(earlier)).exists():
+                return self.night(earlier)
+        return None
 
     def arrivals(self, day: dt.date) -> None:
         held = self.held.pop(day, None)
@@ -310,10 +317,10 @@ class Soak:
             pass
         for seconds in self.reconciliation(day, kill and not kill_daily):
             yield number, seconds
-        if number == events.twice_night and number > 1:
-            earlier = self.night(number - 1)
-            path = self.layout.payments(earlier)
-            if path.exists():
+        if number == events.twice_night:
+            earlier = self.answered_before(number)
+            if earlier is not None:
+                path = self.layout.payments(earlier)
                 _deliver(path, path.read_bytes())
                 self.tally.events.append(
                     f"payment file sent twice: {earlier}'s again, its reconciliation run again"
