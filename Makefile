@@ -25,7 +25,7 @@ AIRFLOW__API__HOST ?= 127.0.0.1
 RUN_START ?= 2026-03-02
 RUN_DAYS ?= 4
 
-.PHONY: help setup run test test-fast test-ui test-distributed lint bench airflow clean
+.PHONY: help setup run test test-fast test-ui test-distributed lint bench soak airflow clean
 
 help:
 	@echo "make setup   create .venv and install the pinned requirements"
@@ -36,6 +36,7 @@ help:
 	@echo "make test-distributed  docker-compose.yaml's topology as processes (PostgreSQL, Redis, Celery)"
 	@echo "make lint    ruff and sqlfluff"
 	@echo "make bench   benchmark the daily DAG against a hand-written floor query"
+	@echo "make soak    a year of nights with injected faults, then check the books (not in CI)"
 	@echo "make airflow start Airflow (standalone) on the embedded default"
 
 $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt
@@ -84,6 +85,13 @@ BENCH_ARGS ?=
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_daily.py $(BENCH_ARGS)
+
+# A year of nights in one process, then the books (benchmarks/soak.py); e.g.
+# SOAK_ARGS="--nights 60 --credits 100 --seed 3 --data-dir /tmp/soak --keep"
+SOAK_ARGS ?=
+
+soak: $(INSTALLED)
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	@echo "Airflow UI: http://localhost:8080  (user admin; the password is printed below and"

@@ -127,6 +127,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_reconciliation.py": {"scenario"},
         "test_refund_rules.py": {"scenario"},
         "test_runs_side_by_side.py": {"scenario", "slow"},
+        "test_soak.py": {"scenario", "slow"},  # six nights and a backfilled date, about a minute
         "test_private_files.py": {"unit"},  # folder checks and modes; the demo loop below
         "test_warehouse.py": {"scenario"},
         "test_worklist.py": {"scenario"},
