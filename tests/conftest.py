@@ -113,6 +113,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_dags.py": {"unit"},  # the DAGs as loaded; their runs are below
         "test_card_numbers_everywhere.py": {"scenario"},
         "test_contract_edges.py": {"scenario"},
+        "test_delivery.py": {"scenario"},  # local locations, a warehouse of the test's own
         "test_extract_fingerprints.py": {"scenario"},
         "test_kill.py": {"scenario", "slow"},
         "test_landing_and_quarantine.py": {"scenario"},
