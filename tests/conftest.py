@@ -127,6 +127,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_reconciliation.py": {"scenario"},
         "test_refund_rules.py": {"scenario"},
         "test_runs_side_by_side.py": {"scenario", "slow"},
+        "test_sftp.py": {"scenario", "slow"},  # a real OpenSSH server on a loopback port
         "test_private_files.py": {"unit"},  # folder checks and modes; the demo loop below
         "test_warehouse.py": {"scenario"},
         "test_worklist.py": {"scenario"},

@@ -17,6 +17,7 @@ is not held while bytes travel.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -126,7 +127,13 @@ def _put(where: Location, path: Path, digest: str) -> str:
     if where.stat(name) is not None:
         return _compare(where, name, digest)
     temporary = f".{name}.part"
-    where.upload(path, temporary)
+    try:
+        where.upload(path, temporary)
+    except LocationError:
+        # A full disk: what was written of it would only hold the space the retry needs.
+        with contextlib.suppress(LocationError):
+            where.remove(temporary)
+        raise
     arrived = where.stat(temporary)
     arrived_digest = where.sha256(temporary) if arrived and arrived.size == size else None
     if arrived_digest != digest:
