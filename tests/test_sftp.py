@@ -257,3 +257,44 @@ def test_a_day_of_files_over_sftp_keeps_dates_apart(settings, sftpd, monkeypatch
         "refunds_20260303.csv",
         "refunds_20260303.manifest.json",
     ]
+
+
+def test_the_money_loop_over_sftp(settings, sftpd, monkeypatch):
+    """Two days through every step the DAGs run, each location a folder of the SFTP server:
+    the refund file travels, ImaginePay answers at its outbound location, the reconciliation
+    collects, posts, delivers the postings and moves the payment file to processed/."""
+    from auto_refunds import pipeline
+    from auto_refunds.demo import imaginepay_simulator, sample_data
+
+    for conn_id, folder in (
+        (locations.REFUNDS, "inbound"),
+        (locations.PAYMENTS, "outbound"),
+        (locations.POSTINGS, "imagineone"),
+    ):
+        use(monkeypatch, conn_id, sftpd.connection(folder))
+    days = sample_data.generate(settings.data_dir, sample_data.Spec(D, 2, 300, 1200, seed=7))
+    remote = sftpd.remote
+    for day in days:
+        pipeline.run_daily(day, settings)
+        refunds = settings.layout.refunds(day)
+        assert (remote / "inbound" / refunds.name).read_bytes() == refunds.read_bytes()
+        imaginepay_simulator.answer(
+            settings.layout, day, refunds_from=remote / "inbound", payments_to=remote / "outbound"
+        )
+        assert not settings.layout.payments(day).exists()
+        pipeline.run_reconciliation(day, settings)
+        postings = settings.layout.postings(day)
+        assert (remote / "imagineone" / postings.name).read_bytes() == postings.read_bytes()
+        processed = remote / "outbound" / "processed" / settings.layout.payments(day).name
+        assert processed.read_bytes() == settings.layout.payments(day).read_bytes()
+    assert listing(remote / "outbound") == ["processed"]
+    outcomes = {(row[0], row[3]) for row in deliveries(settings)}
+    assert outcomes == {
+        (name, "DELIVERED")
+        for day in days
+        for name in (
+            settings.layout.refunds(day).name,
+            settings.layout.refunds_manifest(day).name,
+            settings.layout.postings(day).name,
+        )
+    }
