@@ -152,14 +152,17 @@ def test_a_kill_mid_upload_leaves_no_half_file_in_place_and_the_retry_delivers(s
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     folder = exchange(settings)
     assert not (folder / "refunds_20260302.csv").exists()
-    assert (folder / ".refunds_20260302.csv.part").stat().st_size < len(content)
+    assert (folder / ".refunds_20260302.csv.1.part").stat().st_size < len(content)
     assert [row[2:4] for row in deliveries(settings)] == [(1, "STARTED")]
 
     result = delivery.deliver_refund_file(D, settings)
     assert result["file_outcome"] == delivery.DELIVERED
     assert (folder / "refunds_20260302.csv").read_bytes() == content
     assert (folder / "refunds_20260302.manifest.json").read_bytes() == manifest
-    assert not (folder / ".refunds_20260302.csv.part").exists()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "refunds_20260302.csv",
+        "refunds_20260302.manifest.json",
+    ]
     assert [row[2:4] for row in deliveries(settings)] == [
         (1, "INTERRUPTED"),
         (2, "DELIVERED"),

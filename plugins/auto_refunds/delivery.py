@@ -5,8 +5,9 @@ a retry of the delivery task repeats the transfer, not the decision) and, at the
 
 1. when the file's name is taken: the identical file (same SHA-256) means there is nothing to
    do; a different file is never overwritten, the delivery fails naming both hashes;
-2. uploads it under a temporary name (``.NAME.part``; what a killed upload left there is
-   replaced), checks that the size and the SHA-256 of what arrived are ours;
+2. uploads it under a temporary name of its own attempt (``.NAME.N.part``: two attempts never
+   write one temporary file; what a killed attempt left is removed by the next), checks that
+   the size and the SHA-256 of what arrived are ours;
 3. renames it into place, a rename that never replaces an existing file.
 
 The refund file goes before its manifest, so a manifest at the location always means its file
@@ -66,8 +67,15 @@ class Delivery:
     attempt: int
 
 
-def _start(settings: Settings, as_of: dt.date, path: Path, digest: str, where: Location) -> int:
-    """Record an attempt as started; returns its number. An attempt left STARTED was killed."""
+def _temporary(name: str, attempt: int) -> str:
+    return f".{name}.{attempt}.part"
+
+
+def _start(
+    settings: Settings, as_of: dt.date, path: Path, digest: str, where: Location
+) -> tuple[int, list[int]]:
+    """Record an attempt as started; returns its number and those of the attempts that were
+    interrupted (left STARTED: killed), whose temporary files may still be at the location."""
     with connect(settings, as_of) as con, transaction(con):
         key = [path.name, where.conn_id]
         con.execute(
@@ -80,6 +88,14 @@ def _start(settings: Settings, as_of: dt.date, path: Path, digest: str, where: L
             "select count(*) from main.file_deliveries where file = ? and destination = ?",
             key,
         )
+        interrupted = [
+            row[0]
+            for row in con.execute(
+                "select attempt from main.file_deliveries "
+                "where file = ? and destination = ? and outcome = ? order by 1",
+                [*key, INTERRUPTED],
+            ).fetchall()
+        ]
         con.execute(
             "insert into main.file_deliveries values (?, ?, ?, ?, ?, ?, ?, null, ?, null)",
             [
@@ -93,7 +109,7 @@ def _start(settings: Settings, as_of: dt.date, path: Path, digest: str, where: L
                 STARTED,
             ],
         )
-    return attempt
+    return attempt, interrupted
 
 
 def _finish(
@@ -120,13 +136,15 @@ def _finish(
         )
 
 
-def _put(where: Location, path: Path, digest: str) -> str:
+def _put(where: Location, path: Path, digest: str, attempt: int, interrupted: list[int]) -> str:
     """Put ``path`` at ``where`` under its own name; returns DELIVERED or ALREADY_THERE."""
     name = path.name
     size = path.stat().st_size
+    for earlier in interrupted:
+        where.remove(_temporary(name, earlier))
     if where.stat(name) is not None:
         return _compare(where, name, digest)
-    temporary = f".{name}.part"
+    temporary = _temporary(name, attempt)
     try:
         where.upload(path, temporary)
     except LocationError:
@@ -171,9 +189,9 @@ def deliver_file(
 ) -> Delivery:
     """Deliver one file of ours to ``where`` (inside its session), recording the attempt."""
     digest = digest or sha256_of(path)
-    attempt = _start(settings, as_of, path, digest, where)
+    attempt, interrupted = _start(settings, as_of, path, digest, where)
     try:
-        outcome = _put(where, path, digest)
+        outcome = _put(where, path, digest, attempt, interrupted)
     except DeliveryConflict as error:
         _finish(settings, as_of, path, where, attempt, CONFLICT, str(error))
         raise
@@ -205,7 +223,7 @@ def _session_failure(
     """A failure to reach the location, naming the file: an attempt that could not even connect
     is recorded as one."""
     message = f"{error} (delivering {path.name})"
-    attempt = _start(settings, as_of, path, digest, where)
+    attempt, _ = _start(settings, as_of, path, digest, where)
     _finish(settings, as_of, path, where, attempt, FAILED, message)
     return DeliveryFailed(message)
 
