@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import pytest
 
@@ -315,3 +316,32 @@ def test_file_deliveries_is_a_warehouse_table(settings):
         "outcome",
         "error",
     ]
+
+
+def test_a_manual_run_collects_a_file_waiting_at_the_location_and_fails_without_one(settings):
+    run = types.SimpleNamespace(start_date=dt.datetime.now(dt.UTC), run_after=None)
+    day = dt.timedelta(hours=24)
+    with pytest.raises(sensors.PaymentFileMissing, match="nor at ImaginePay's location"):
+        sensors.poke_payment_file(D, run, day, False)
+    outbound = exchange(settings, locations.PAYMENTS)
+    outbound.mkdir(parents=True)
+    (outbound / "payments_20260302.csv").write_bytes(payment_file(2))
+    assert sensors.poke_payment_file(D, run, day, False)
+    assert settings.layout.payments(D).read_bytes() == payment_file(2)
+
+
+def test_a_file_still_changing_at_the_location_is_looked_at_again_once_it_can_have_settled(
+    settings, monkeypatch
+):
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    monkeypatch.setenv("AUTO_REFUNDS_PAYMENT_FILE_SETTLE_SECONDS", "30")
+    run = types.SimpleNamespace(start_date=dt.datetime.now(dt.UTC), run_after=None)
+    outbound = exchange(settings, locations.PAYMENTS)
+    outbound.mkdir(parents=True)
+    (outbound / "payments_20260302.csv").write_bytes(payment_file(2))
+    with pytest.raises(AirflowRescheduleException) as later:
+        sensors.poke_payment_file(D, run, dt.timedelta(hours=24), True)
+    wait = (later.value.reschedule_date - dt.datetime.now(dt.UTC)).total_seconds()
+    assert 25 < wait <= 31
+    assert not settings.layout.payments(D).exists()

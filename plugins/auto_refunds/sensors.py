@@ -81,9 +81,10 @@ def poke_payment_file(
 
     A run the refund file started waits for ImaginePay's answer, up to ``timeout``. A manual run
     (or ``airflow dags test``) asks to reconcile D now: without the file it fails at once,
-    naming it, instead of holding the run for a day. A file that is there but still changing is
-    waited for, in either run, until the moment it will have held for the settle interval
-    (not the next poke, minutes later).
+    naming it, instead of holding the run for a day. A file that is there (in the inbox, or at
+    ImaginePay's location, from which it is collected) but still changing is waited for, in
+    either run, until the moment it will have held for the settle interval (not the next poke,
+    minutes later).
     """
     from auto_refunds import collect as collecting
 
@@ -101,7 +102,10 @@ def poke_payment_file(
     try:
         changed = path.stat().st_mtime
     except FileNotFoundError:
-        return False
+        if remote != collecting.CHANGING:
+            return False
+        # Still being written at the location: look again once it can have held still.
+        changed = time.time()
     from airflow.sdk.exceptions import AirflowRescheduleException
 
     settles = max(changed + settings.payment_file_settle_seconds, time.time() + 1)
