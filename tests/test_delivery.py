@@ -345,3 +345,16 @@ def test_a_file_still_changing_at_the_location_is_looked_at_again_once_it_can_ha
     wait = (later.value.reschedule_date - dt.datetime.now(dt.UTC)).total_seconds()
     assert 25 < wait <= 31
     assert not settings.layout.payments(D).exists()
+
+
+def test_a_file_left_undelivered_is_named_by_every_later_delivery(settings):
+    publish_fake_refund_file(settings)
+    folder = exchange(settings)
+    folder.mkdir(parents=True)
+    (folder / "refunds_20260302.csv").write_bytes(b"theirs\n")
+    with pytest.raises(delivery.DeliveryConflict):
+        delivery.deliver_refund_file(D, settings)
+    later = D + dt.timedelta(days=1)
+    publish_fake_refund_file(settings, day=later)
+    result = delivery.deliver_refund_file(later, settings)
+    assert result["undelivered_elsewhere"] == ["refunds_20260302.csv"]

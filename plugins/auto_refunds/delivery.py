@@ -228,6 +228,28 @@ def _session_failure(
     return DeliveryFailed(message)
 
 
+def warn_of_undelivered(settings: Settings, as_of: dt.date, where: Location) -> list[str]:
+    """Files an attempt was made to deliver to ``where`` and none succeeded: a run stopped
+    before its delivery's retries ended (killed, or failed and never cleared). Logged on every
+    delivery to that location until someone clears their tasks."""
+    with connect(settings, as_of) as con:
+        undelivered = [
+            row[0]
+            for row in con.execute(
+                "select file from main.file_deliveries where destination = ? group by file "
+                "having not bool_or(outcome in (?, ?)) order by file",
+                [where.conn_id, DELIVERED, ALREADY_THERE],
+            ).fetchall()
+        ]
+    if undelivered:
+        log.warning(
+            "Not delivered to %s after an attempt: %s. Clear the delivery task of their dates",
+            where.describe(),
+            ", ".join(undelivered),
+        )
+    return undelivered
+
+
 def deliver_refund_file(as_of: dt.date, settings: Settings | None = None) -> dict:
     """Deliver D's published refund file, then its manifest, to ``imaginepay_refunds``."""
     settings = settings or Settings.from_env()
@@ -259,6 +281,7 @@ def deliver_refund_file(as_of: dt.date, settings: Settings | None = None) -> dic
         "file_outcome": refunds.outcome,
         "manifest": sent_manifest.remote_path,
         "manifest_outcome": sent_manifest.outcome,
+        "undelivered_elsewhere": warn_of_undelivered(settings, as_of, where),
     }
     log.info("Delivery of the refund file of %s: %s", as_of, result)
     return result
@@ -293,6 +316,7 @@ def deliver_postings(as_of: dt.date, settings: Settings | None = None) -> dict:
     result = {
         "file": postings.remote_path,
         "file_outcome": postings.outcome,
+        "undelivered_elsewhere": warn_of_undelivered(settings, as_of, where),
         "payment_file": collect.archive_payment_file(as_of, settings),
     }
     log.info("Delivery of the postings of %s: %s", as_of, result)
