@@ -121,6 +121,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_hostile_files.py": {"scenario"},
         "test_money_guards.py": {"scenario"},
         "test_property_rules.py": {"scenario", "slow"},
+        "test_pgp.py": {"scenario"},  # GnuPG; one test over a real OpenSSH server
         "test_publish.py": {"scenario"},
         "test_query_plans.py": {"scenario"},
         "test_reconcile_from_state.py": {"scenario", "slow"},

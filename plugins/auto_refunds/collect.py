@@ -20,12 +20,14 @@ import datetime as dt
 import json
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
-from auto_refunds import locations
-from auto_refunds.layout import make_folder, open_private
-from auto_refunds.locations import Location, LocationError, RemoteFile
+from auto_refunds import locations, pgp
+from auto_refunds.fingerprints import sha256_of
+from auto_refunds.layout import FILE_MODE, make_folder, open_private
+from auto_refunds.locations import Location, LocationError, LocationMisconfigured, RemoteFile
 from auto_refunds.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,10 +57,29 @@ def _settled(found: RemoteFile, seen_file: Path, settle_seconds: float) -> bool:
     return now - float(before["first_seen"]) >= settle_seconds
 
 
+def _find(where: Location, name: str) -> RemoteFile | None:
+    """The payment file at the location: ``name``, or else ``name.pgp``, encrypted."""
+    found = where.stat(name)
+    return found if found is not None else where.stat(name + pgp.SUFFIX)
+
+
+def _decrypting(where: Location, name: str):
+    if not where.pgp.private_key:
+        raise LocationMisconfigured(
+            f"{where.describe(name)}: the file is encrypted and the connection names no "
+            "pgp_private_key to decrypt it"
+        )
+    return where.pgp
+
+
 def _fetch(where: Location, found: RemoteFile, path: Path) -> None:
-    """Copy the remote file to ``path`` whole: a temporary file, checked, renamed."""
+    """Copy the remote file to ``path`` whole: a temporary file, checked, renamed. An encrypted
+    one (``.pgp``) is decrypted into a second temporary file first: the inbox gets the plain
+    file whole, or nothing."""
     make_folder(path.parent)
-    temporary = path.with_name(f".{path.name}.collecting")
+    encrypted = found.name.endswith(pgp.SUFFIX)
+    keys = _decrypting(where, found.name) if encrypted else None
+    temporary = path.with_name(f".{found.name}.collecting")
     temporary.unlink(missing_ok=True)
     with open_private(temporary, "wb") as handle:
         where.download(found.name, handle)
@@ -77,6 +98,16 @@ def _fetch(where: Location, found: RemoteFile, path: Path) -> None:
             f"{where.describe(found.name)}: {temporary.stat().st_size} bytes arrived of "
             f"{found.size}; collected again at the next look"
         )
+    if encrypted:
+        plain = path.with_name(f".{path.name}.decrypting")
+        try:
+            pgp.decrypt(
+                keys.private_key, keys.passphrase, temporary, plain, where.describe(found.name)
+            )
+        finally:
+            temporary.unlink(missing_ok=True)
+        temporary = plain
+        os.chmod(temporary, FILE_MODE)
     # Never over a file put in the inbox meanwhile (by hand, or another transfer tool).
     try:
         os.link(temporary, path)
@@ -95,7 +126,7 @@ def collect_payment_file(as_of: dt.date, settings: Settings) -> str:
     where = locations.resolve(locations.PAYMENTS, settings.data_dir)
     try:
         with where.session():
-            found = where.stat(path.name)
+            found = _find(where, path.name)
             if found is None:
                 return ABSENT
             if not _settled(found, _seen_file(path), settings.payment_file_settle_seconds):
@@ -109,8 +140,22 @@ def collect_payment_file(as_of: dt.date, settings: Settings) -> str:
     # Whole by construction: the inbox's own settle check must not wait for it again.
     settled_at = time.time() - settings.payment_file_settle_seconds
     os.utime(path, (settled_at, settled_at))
-    log.info("Collected %s from %s into %s", path.name, where.describe(path.name), path)
+    log.info("Collected %s from %s into %s", path.name, where.describe(found.name), path)
     return COLLECTED
+
+
+def _plain_sha256(where: Location, name: str) -> str:
+    """The SHA-256 of the file at ``name``; of its plain text when it is encrypted (the
+    reconciliation recorded the plain file's, and each encryption of a file differs)."""
+    if not name.endswith(pgp.SUFFIX):
+        return where.sha256(name)
+    keys = _decrypting(where, name)
+    with tempfile.TemporaryDirectory(prefix="auto-refunds-pgp-") as folder:
+        encrypted, plain = Path(folder) / "file.pgp", Path(folder) / "file"
+        with open_private(encrypted, "wb") as handle:
+            where.download(name, handle)
+        pgp.decrypt(keys.private_key, keys.passphrase, encrypted, plain, where.describe(name))
+        return sha256_of(plain)
 
 
 def archive_payment_file(as_of: dt.date, settings: Settings) -> str:
@@ -128,11 +173,13 @@ def archive_payment_file(as_of: dt.date, settings: Settings) -> str:
     if reconciled is None:
         return "not reconciled: left where it is"
     where = locations.resolve(locations.PAYMENTS, settings.data_dir)
-    processed = f"processed/{name}"
     with where.session():
-        if where.stat(name) is None:
+        found = _find(where, name)
+        if found is None:
             return "nothing to move"
-        there = where.sha256(name)
+        name = found.name
+        processed = f"processed/{name}"
+        there = _plain_sha256(where, name)
         if there != reconciled:
             log.warning(
                 "%s holds sha256 %s, not the file reconciled for %s (sha256 %s): left in place",
@@ -146,7 +193,7 @@ def archive_payment_file(as_of: dt.date, settings: Settings) -> str:
         try:
             where.rename(name, processed)
         except FileExistsError:
-            if where.sha256(processed) != there:
+            if _plain_sha256(where, processed) != there:
                 log.warning(
                     "%s: another file is already in processed/; %s left in place",
                     where.describe(processed),

@@ -22,10 +22,11 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from auto_refunds import card_numbers, collect, locations
+from auto_refunds import card_numbers, collect, locations, pgp
 from auto_refunds.errors import NeedsAPerson
 from auto_refunds.fingerprints import sha256_of
 from auto_refunds.locations import Location, LocationError
@@ -72,12 +73,14 @@ def _temporary(name: str, attempt: int) -> str:
 
 
 def _start(
-    settings: Settings, as_of: dt.date, path: Path, digest: str, where: Location
-) -> tuple[int, list[int]]:
-    """Record an attempt as started; returns its number and those of the attempts that were
-    interrupted (left STARTED: killed), whose temporary files may still be at the location."""
+    settings: Settings, as_of: dt.date, file: str, remote: str, digest: str, where: Location
+) -> tuple[int, list[int], set[str]]:
+    """Record an attempt as started; returns its number, those of the attempts that were
+    interrupted (left STARTED: killed), whose temporary files may still be at the location, and
+    the SHA-256s every attempt of this file to this location sent (an encrypted file differs
+    at each attempt)."""
     with connect(settings, as_of) as con, transaction(con):
-        key = [path.name, where.conn_id]
+        key = [file, where.conn_id]
         con.execute(
             "update main.file_deliveries set outcome = ? "
             "where file = ? and destination = ? and outcome = ?",
@@ -96,26 +99,34 @@ def _start(
                 [*key, INTERRUPTED],
             ).fetchall()
         ]
+        sent = {
+            row[0]
+            for row in con.execute(
+                "select distinct sha256 from main.file_deliveries "
+                "where file = ? and destination = ?",
+                key,
+            ).fetchall()
+        }
         con.execute(
             "insert into main.file_deliveries values (?, ?, ?, ?, ?, ?, ?, null, ?, null)",
             [
                 as_of,
-                path.name,
+                file,
                 digest,
                 where.conn_id,
-                where.describe(path.name),
+                where.describe(remote),
                 attempt,
                 dt.datetime.now(dt.UTC),
                 STARTED,
             ],
         )
-    return attempt, interrupted
+    return attempt, interrupted, sent | {digest}
 
 
 def _finish(
     settings: Settings,
     as_of: dt.date,
-    path: Path,
+    file: str,
     where: Location,
     attempt: int,
     outcome: str,
@@ -129,21 +140,29 @@ def _finish(
                 dt.datetime.now(dt.UTC),
                 outcome,
                 card_numbers.mask(error) if error else None,
-                path.name,
+                file,
                 where.conn_id,
                 attempt,
             ],
         )
 
 
-def _put(where: Location, path: Path, digest: str, attempt: int, interrupted: list[int]) -> str:
-    """Put ``path`` at ``where`` under its own name; returns DELIVERED or ALREADY_THERE."""
+def _put(
+    where: Location,
+    path: Path,
+    digest: str,
+    attempt: int,
+    interrupted: list[int],
+    ours: set[str],
+) -> str:
+    """Put ``path`` at ``where`` under its own name; returns DELIVERED or ALREADY_THERE (the
+    file there has one of the SHA-256s in ``ours``)."""
     name = path.name
     size = path.stat().st_size
     for earlier in interrupted:
         where.remove(_temporary(name, earlier))
     if where.stat(name) is not None:
-        return _compare(where, name, digest)
+        return _compare(where, name, digest, ours)
     temporary = _temporary(name, attempt)
     try:
         where.upload(path, temporary)
@@ -170,13 +189,13 @@ def _put(where: Location, path: Path, digest: str, attempt: int, interrupted: li
     except FileExistsError:
         # Someone put a file at that name while we uploaded.
         where.remove(temporary)
-        return _compare(where, name, digest)
+        return _compare(where, name, digest, ours)
     return DELIVERED
 
 
-def _compare(where: Location, name: str, digest: str) -> str:
+def _compare(where: Location, name: str, digest: str, ours: set[str]) -> str:
     there = where.sha256(name)
-    if there == digest:
+    if there in ours:
         return ALREADY_THERE
     raise DeliveryConflict(
         f"{where.describe(name)}: a different file is already there (sha256 {there}); ours "
@@ -187,31 +206,47 @@ def _compare(where: Location, name: str, digest: str) -> str:
 def deliver_file(
     settings: Settings, as_of: dt.date, where: Location, path: Path, digest: str | None = None
 ) -> Delivery:
-    """Deliver one file of ours to ``where`` (inside its session), recording the attempt."""
+    """Deliver one file of ours to ``where`` (inside its session), recording the attempt. A
+    location with a recipient key gets it encrypted (``NAME.pgp``); the outbox keeps it plain."""
     digest = digest or sha256_of(path)
-    attempt, interrupted = _start(settings, as_of, path, digest, where)
+    if not where.pgp.public_key:
+        return _deliver(settings, as_of, where, path.name, path, digest)
+    with tempfile.TemporaryDirectory(prefix="auto-refunds-pgp-") as folder:
+        sent = Path(folder) / f"{path.name}{pgp.SUFFIX}"
+        try:
+            pgp.encrypt(where.pgp.public_key, path, sent, where.describe(sent.name))
+        except pgp.PgpFailed as error:
+            attempt, _, _ = _start(settings, as_of, path.name, sent.name, digest, where)
+            _finish(settings, as_of, path.name, where, attempt, FAILED, str(error))
+            raise
+        return _deliver(settings, as_of, where, path.name, sent, sha256_of(sent))
+
+
+def _deliver(
+    settings: Settings, as_of: dt.date, where: Location, file: str, path: Path, digest: str
+) -> Delivery:
+    """Deliver ``path`` (``file`` itself, or its encryption) as ``path.name``."""
+    attempt, interrupted, ours = _start(settings, as_of, file, path.name, digest, where)
     try:
-        outcome = _put(where, path, digest, attempt, interrupted)
+        outcome = _put(where, path, digest, attempt, interrupted, ours)
     except DeliveryConflict as error:
-        _finish(settings, as_of, path, where, attempt, CONFLICT, str(error))
+        _finish(settings, as_of, file, where, attempt, CONFLICT, str(error))
         raise
     except (LocationError, NeedsAPerson) as error:
-        _finish(settings, as_of, path, where, attempt, FAILED, str(error))
+        _finish(settings, as_of, file, where, attempt, FAILED, str(error))
         raise
     except Exception as error:
         message = f"{where.describe(path.name)}: {type(error).__name__}: {error}"
-        _finish(settings, as_of, path, where, attempt, FAILED, message)
+        _finish(settings, as_of, file, where, attempt, FAILED, message)
         raise DeliveryFailed(message) from error
-    _finish(settings, as_of, path, where, attempt, outcome)
-    delivery = Delivery(
-        path.name, where.conn_id, where.describe(path.name), digest, outcome, attempt
-    )
+    _finish(settings, as_of, file, where, attempt, outcome)
+    delivery = Delivery(file, where.conn_id, where.describe(path.name), digest, outcome, attempt)
     if outcome == DELIVERED:
-        log.info("Delivered %s to %s (sha256 %s)", path.name, delivery.remote_path, digest)
+        log.info("Delivered %s to %s (sha256 %s)", file, delivery.remote_path, digest)
     else:
         log.info(
             "%s is at %s already, the identical file: nothing to do",
-            path.name,
+            file,
             delivery.remote_path,
         )
     return delivery
@@ -223,8 +258,9 @@ def _session_failure(
     """A failure to reach the location, naming the file: an attempt that could not even connect
     is recorded as one."""
     message = f"{error} (delivering {path.name})"
-    attempt, _ = _start(settings, as_of, path, digest, where)
-    _finish(settings, as_of, path, where, attempt, FAILED, message)
+    remote = path.name + (pgp.SUFFIX if where.pgp.public_key else "")
+    attempt, _, _ = _start(settings, as_of, path.name, remote, digest, where)
+    _finish(settings, as_of, path.name, where, attempt, FAILED, message)
     return DeliveryFailed(message)
 
 

@@ -17,6 +17,11 @@ interface, ``Location``:
   ``conn_timeout`` bounds connecting and authenticating, ``transfer_timeout`` each read or write
   of a transfer (a server that stops answering fails the transfer instead of hanging it).
 
+Either kind may name OpenPGP keys (``Pgp``, README, Delivery: PGP): the extra
+``pgp_public_key`` (the recipient's, ASCII-armored) has files delivered there encrypted to it;
+the extras ``pgp_private_key`` and ``pgp_passphrase`` (ours) decrypt the encrypted files
+collected from there (``auto_refunds.pgp``).
+
 Names are relative to the location's folder (``processed/payments_20260302.csv``). Renames never
 replace a file: on both kinds a rename onto an existing name fails (``FileExistsError``), which
 is what lets a delivery refuse to overwrite a different file that is already there. Connections
@@ -69,10 +74,25 @@ class RemoteFile:
     mtime: float
 
 
+@dataclass(frozen=True)
+class Pgp:
+    """The OpenPGP keys a connection names (README, Delivery: PGP): the recipient's public key
+    (files sent there are encrypted to it), our private key and its passphrase (files collected
+    from there that are encrypted are decrypted with it)."""
+
+    public_key: str | None = None
+    private_key: str | None = None
+    passphrase: str | None = None
+
+    def __repr__(self) -> str:  # never a key or a passphrase in a log or a traceback
+        return f"Pgp(public_key={bool(self.public_key)}, private_key={bool(self.private_key)})"
+
+
 class Location(ABC):
     """One place files travel to or from. Use it inside ``with location.session():``."""
 
     conn_id: str
+    pgp: Pgp = Pgp()
 
     @abstractmethod
     def describe(self, name: str = "") -> str:
@@ -426,6 +446,16 @@ def resolve(conn_id: str, data_dir: Path) -> Location:
     if conn is None:
         return LocalFolder(conn_id, data_dir / "exchange" / conn_id)
     extra = conn.extra_dejson or {}
+    where = _resolve(conn_id, conn, extra)
+    where.pgp = Pgp(
+        extra.get("pgp_public_key") or None,
+        extra.get("pgp_private_key") or None,
+        extra.get("pgp_passphrase") or None,
+    )
+    return where
+
+
+def _resolve(conn_id: str, conn, extra: dict) -> Location:
     if conn.conn_type == "fs":
         if not extra.get("path"):
             raise LocationMisconfigured(f"{conn_id}: a connection of type fs needs the extra path")
