@@ -12,6 +12,12 @@ Once D's reconciliation has committed, the remote file moves to ``processed/`` a
 (``archive_payment_file``), and only when it is the very file that was reconciled (the SHA-256
 recorded in ``payment_files``). Collecting a file again changes nothing: the inbox copy is the
 same bytes, and the reconciliation of the same file changes nothing (CONTRACT 5).
+
+A payment file offered encrypted (``payments_D.csv.pgp``) is decrypted with our private key (the
+connection's ``pgp_private_key``) into a second hidden temporary file and only then linked into
+the inbox, plain; a failure (another key, a wrong passphrase, an altered file) names the location
+and the file and leaves nothing in the inbox. Its move to ``processed/`` compares the SHA-256 of
+its plain text with the one reconciled.
 """
 
 from __future__ import annotations

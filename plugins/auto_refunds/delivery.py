@@ -14,6 +14,12 @@ The refund file goes before its manifest, so a manifest at the location always m
 is there whole. Every attempt and its outcome is a row of ``main.file_deliveries``, written
 before the transfer starts and completed after it, each in a short transaction: the warehouse
 is not held while bytes travel.
+
+A location whose connection names a recipient public key gets each file encrypted to it
+(``NAME.pgp``, ``auto_refunds.pgp``), the outbox's copy staying plain. The size and SHA-256
+checked after the upload, and recorded in ``file_deliveries.sha256``, are those of the encrypted
+bytes sent; ``file`` stays the plain file's name. Each encryption differs, so a ``NAME.pgp``
+already there counts as ours when its SHA-256 is one an attempt of this file recorded.
 """
 
 from __future__ import annotations
