@@ -114,6 +114,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_dags.py": {"unit"},  # the DAGs as loaded; their runs are below
         "test_card_numbers_everywhere.py": {"scenario"},
         "test_contract_edges.py": {"scenario"},
+        "test_delivery.py": {"scenario"},  # local locations, a warehouse of the test's own
         "test_extract_fingerprints.py": {"scenario"},
         "test_kill.py": {"scenario", "slow"},
         "test_landing_and_quarantine.py": {"scenario"},
@@ -121,6 +122,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_hostile_files.py": {"scenario"},
         "test_money_guards.py": {"scenario"},
         "test_property_rules.py": {"scenario", "slow"},
+        "test_pgp.py": {"scenario"},  # GnuPG; one test over a real OpenSSH server
         "test_publish.py": {"scenario"},
         "test_query_plans.py": {"scenario"},
         "test_reconcile_from_state.py": {"scenario", "slow"},
@@ -128,6 +130,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_refund_rules.py": {"scenario"},
         "test_runs_side_by_side.py": {"scenario", "slow"},
         "test_soak.py": {"scenario", "slow"},  # six nights and a backfilled date, about a minute
+        "test_sftp.py": {"scenario", "slow"},  # a real OpenSSH server on a loopback port
         "test_private_files.py": {"unit"},  # folder checks and modes; the demo loop below
         "test_warehouse.py": {"scenario"},
         "test_worklist.py": {"scenario"},

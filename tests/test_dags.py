@@ -95,7 +95,7 @@ def test_every_task_retries_twice_with_a_bounded_exponential_backoff(dagbag, dag
 def test_auto_refunds_runs_one_task_per_model_in_order(dagbag):
     dag = dagbag.dags["auto_refunds"]
     order = ["extract", *(model.name for model in DAILY_MODELS), "audit", "publish"]
-    order += ["refresh_worklist"]
+    order += ["deliver_refund_file", "refresh_worklist"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
@@ -292,7 +292,8 @@ def test_refund_reconciliation_is_started_by_the_refund_file(dagbag):
     assert sensor.mode == "reschedule"
     assert sensor.timeout == 24 * 3600
     order = ["wait_for_payment_file", "reconcile_earlier_dates", "load"]
-    order += [*(m.name for m in RECONCILIATION_MODELS), "audit", "publish", "refresh_worklist"]
+    order += [*(m.name for m in RECONCILIATION_MODELS), "audit", "publish", "deliver_postings"]
+    order += ["refresh_worklist"]
     assert sorted(dag.task_ids) == sorted([*order, "reconcile_later_dates"])
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}

@@ -54,11 +54,35 @@ SECRETS_OF = {
     },
     "airflow-dag-processor": {"postgres_password", "airflow_fernet_key"},
     "airflow-triggerer": {"postgres_password", "airflow_fernet_key", "airflow_api_secret_key"},
-    "airflow-worker": {"postgres_password", "redis_password", "airflow_api_secret_key"},
+    "airflow-worker": {
+        "postgres_password",
+        "redis_password",
+        "airflow_api_secret_key",
+        "sftp_client_key",
+    },
     "airflow-worker-default": {"postgres_password", "redis_password", "airflow_api_secret_key"},
     "airflow-init": {"postgres_password", "airflow_admin_password"},
+    "sftp": {"sftp_host_key", "sftp_client_public_key"},
 }
 WORKERS = ("airflow-worker", "airflow-worker-default")
+# The SFTP server's keys are files .env names (ssh-keygen makes them), and the server's public
+# host key, pinned by the workers, is a value of .env: required, none of them has a default.
+KEY_FILES = {
+    "sftp_host_key": "${SFTP_HOST_KEY_FILE:?",
+    "sftp_client_key": "${SFTP_CLIENT_KEY_FILE:?",
+    "sftp_client_public_key": "${SFTP_CLIENT_KEY_FILE:?",
+}
+REQUIRED = {
+    "SFTP_HOST_KEY_FILE": "/keys/sftp_host_ed25519",
+    "SFTP_CLIENT_KEY_FILE": "/keys/sftp_client_ed25519",
+    "SFTP_HOST_PUBLIC_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPinnedForTheTest",
+}
+# The locations of CONTRACT 9 (Airflow connections), for the warehouse worker alone.
+LOCATIONS = {
+    "AIRFLOW_CONN_IMAGINEPAY_REFUNDS": "/exchange/imaginepay/inbound",
+    "AIRFLOW_CONN_IMAGINEPAY_PAYMENTS": "/exchange/imaginepay/outbound",
+    "AIRFLOW_CONN_IMAGINEONE_POSTINGS": "/exchange/imagineone/inbound",
+}
 # Variables only a container needs (the image's entrypoint and its init), none of them a setting.
 CONTAINER_ONLY = {"DUMB_INIT_SETSID", "CONNECTION_CHECK_MAX_COUNT", "_AIRFLOW_DB_MIGRATE"}
 AIRFLOW_SERVICES = {
@@ -106,7 +130,7 @@ def compose() -> dict:
 
 def test_every_service_is_there_with_a_healthcheck(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "airflow-init", *AIRFLOW_SERVICES}
+    assert set(services) == {"postgres", "redis", "sftp", "airflow-init", *AIRFLOW_SERVICES}
     for name, service in services.items():
         if name != "airflow-init":
             assert service["healthcheck"]["test"], name
@@ -205,7 +229,8 @@ def test_both_forms_set_the_same_per_deployment_settings(compose):
     # from this file, service_secret_env) and what only a container needs.
     for name in [*AIRFLOW_SERVICES, "airflow-init"]:
         own = set(compose["services"][name]["environment"]) - compose_env
-        assert {k for k in own if not k.endswith("_CMD")} <= CONTAINER_ONLY, name
+        locations = set(LOCATIONS) if name == "airflow-worker" else set()
+        assert {k for k in own if not k.endswith("_CMD")} <= CONTAINER_ONLY | locations, name
     # What only the process form adds: ports and homes a container has to itself, and short
     # waits that are settings of Airflow or of the product, none of them a deployment setting.
     assert not set(cluster.LOCAL_ONLY) & (compose_env | set(cluster.read_env_file()))
@@ -310,14 +335,20 @@ def test_every_secret_comes_from_env_without_a_default(compose):
         ops = {op for used, op, _ in uses if used == name}
         assert ops == {":?"}, (name, ops)
         with pytest.raises(MissingVariable, match=name):
-            interpolated(compose, {**GENERATED, name: ""})
+            interpolated(compose, {**GENERATED, **REQUIRED, name: ""})
     # Each goes from .env into its secret's file, and its value into nothing else: the list that
     # makes compose stop when one is missing is all that names them.
-    assert compose["secrets"] == {
-        file: {"environment": variable} for variable, file in SECRET_FILES.items()
-    }
+    assert set(compose["secrets"]) == set(SECRET_FILES.values()) | set(KEY_FILES)
+    for variable, file in SECRET_FILES.items():
+        assert compose["secrets"][file] == {"environment": variable}
+    for name, start in KEY_FILES.items():
+        assert set(compose["secrets"][name]) == {"file"}, name
+        assert compose["secrets"][name]["file"].startswith(start), name
+    for name in REQUIRED:
+        with pytest.raises(MissingVariable, match=name):
+            interpolated(compose, {**GENERATED, **REQUIRED, name: ""})
     assert set(SECRET_FILES) == set(SECRETS)
-    resolved = interpolated(compose, GENERATED)
+    resolved = interpolated(compose, GENERATED | REQUIRED)
     places = [where for where, value in strings(resolved) if set(GENERATED.values()) & {value}]
     assert sorted(places) == [("x-required-secrets", i) for i in range(len(SECRETS))]
     assert not [
@@ -376,7 +407,7 @@ def commands(service: dict) -> list[str]:
 
 
 def test_no_secret_is_on_a_command_line_or_in_a_workers_environment(compose):
-    resolved = interpolated(compose, GENERATED)["services"]
+    resolved = interpolated(compose, GENERATED | REQUIRED)["services"]
     reads = 0
     for name, service in compose["services"].items():
         for line in commands(service):
@@ -467,7 +498,7 @@ def test_postgres_and_redis_read_their_passwords_from_files(compose):
 
 
 def test_the_api_server_is_published_on_loopback_by_default(compose):
-    services = interpolated(compose, GENERATED)["services"]
+    services = interpolated(compose, GENERATED | REQUIRED)["services"]
     assert services["airflow-apiserver"]["ports"] == ["127.0.0.1:8080:8080"]
     for name, service in services.items():
         if name != "airflow-apiserver":
@@ -520,3 +551,48 @@ def test_make_setup_installs_both_requirement_files():
         r"pip install .*-r requirements\.txt -r requirements-dev\.txt -c constraints\.txt",
         rule["recipe"],
     )
+
+
+def test_an_sftp_server_stands_in_for_imaginepay_and_imagineone(compose, monkeypatch):
+    from auto_refunds import locations
+
+    resolved = interpolated(compose, GENERATED | REQUIRED)["services"]
+    sftp = compose["services"]["sftp"]
+    image, tag = sftp["image"].rsplit(":", 1)
+    assert image == "atmoz/sftp" and tag != "latest"
+    account, password, *_, folders = sftp["command"].split(":")
+    assert (account, password) == ("auto-refunds", "")  # no password: keys only
+    targets = {s["source"]: s["target"] for s in sftp["secrets"]}
+    assert targets == {
+        "sftp_host_key": "/etc/ssh/ssh_host_ed25519_key",
+        "sftp_client_public_key": "/home/auto-refunds/.ssh/keys/auto-refunds.pub",
+    }
+    assert "ports" not in sftp  # the compose network only
+    worker = resolved["airflow-worker"]
+    assert worker["depends_on"]["sftp"]["condition"] == "service_healthy"
+    for variable, path in LOCATIONS.items():
+        assert path.lstrip("/") in folders.split(",")
+        monkeypatch.setenv(variable, worker["environment"][variable])
+        where = locations.resolve(variable.removeprefix("AIRFLOW_CONN_").lower(), Path("/d"))
+        assert isinstance(where, locations.SftpLocation)
+        assert (where.host, where.port, where.login, where.folder) == (
+            "sftp",
+            22,
+            "auto-refunds",
+            path,
+        )
+        assert where.host_key == REQUIRED["SFTP_HOST_PUBLIC_KEY"]
+        assert where.key_file == "/run/secrets/sftp_client_key" and not where.private_key
+    # The platform's other worker never runs our tasks: no location, no key.
+    default = compose["services"]["airflow-worker-default"]
+    assert not [k for k in default["environment"] if k.startswith("AIRFLOW_CONN_")]
+
+
+def test_env_example_says_how_to_make_the_sftp_keys():
+    variables = env_example()
+    for name in ("SFTP_HOST_KEY_FILE", "SFTP_CLIENT_KEY_FILE", "SFTP_HOST_PUBLIC_KEY"):
+        value, comments = variables[name]
+        assert value == "", name
+        assert comments, name
+    assert variables["SFTP_HOST_KEY_FILE"][1][-1].startswith("ssh-keygen -t ed25519 ")
+    assert variables["SFTP_CLIENT_KEY_FILE"][1][-1].startswith("ssh-keygen -t ed25519 ")

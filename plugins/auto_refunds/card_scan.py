@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from auto_refunds.landing import Source
 
 ID_COLUMNS = ("merchant_reference", "source_file")
-INPUT_FOLDERS = ("landing", "inbox")
+# exchange/imaginepay_payments is ImaginePay's outbound location on the embedded default: its
+# payment files are inputs, as in inbox/.
+INPUT_FOLDERS = ("landing", "inbox", "exchange/imaginepay_payments")
 # Scanned as tables; the spill folder only holds a running query's temporary data.
 WAREHOUSE_FILES = (".duckdb", ".duckdb.wal", ".duckdb.lock")
 SHOWN_PER_PLACE = 20

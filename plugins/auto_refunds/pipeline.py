@@ -6,6 +6,9 @@ A step names its function as ``module:function``, imported only when the step ru
 files import this module when they are parsed, which must load nothing heavy. Each function
 takes the run's date D first, then the step's own arguments, then ``settings``.
 
+After each publish, a step of its own delivers what it published to its location (CONTRACT 9,
+``delivery``): a retry of the delivery repeats the transfer, never the publish.
+
 The last step of each is the worklist's snapshot of D (``refresh_worklist``): the pages read it
 instead of the warehouse. It is rebuilt from the warehouse as it is, so it comes after the
 publish, as a step of its own, and a retry of it, or a later run, writes it again whole.
@@ -50,6 +53,7 @@ DAILY_STEPS = (
     *_models("auto_refunds.daily", DAILY_MODELS),
     Step("audit", "auto_refunds.daily:audit"),
     Step("publish", "auto_refunds.daily:publish"),
+    Step("deliver_refund_file", "auto_refunds.delivery:deliver_refund_file"),
     REFRESH_WORKLIST,
 )
 """The ``auto_refunds`` DAG, task by task."""
@@ -59,6 +63,7 @@ RECONCILIATION_STEPS = (
     *_models("auto_refunds.reconciliation", RECONCILIATION_MODELS),
     Step("audit", "auto_refunds.reconciliation:audit"),
     Step("publish", "auto_refunds.reconciliation:publish"),
+    Step("deliver_postings", "auto_refunds.delivery:deliver_postings"),
     REFRESH_WORKLIST,
 )
 """The reconciliation of one date: the ``refund_reconciliation`` DAG's tasks for D, and what its

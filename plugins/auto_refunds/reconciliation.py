@@ -39,9 +39,11 @@ def load(as_of: dt.date, settings: Settings | None = None) -> dict:
     settings = settings or Settings.from_env()
     layout = settings.layout
     path = layout.payments(as_of)
+    # Collected from ImaginePay's location first when the inbox lacks it (CONTRACT 9).
+    ready = payment_file_ready(as_of, settings)
     if not path.is_file():
         raise PaymentFileMissing(f"{path}: file not found")
-    if not payment_file_ready(as_of, settings):
+    if not ready:
         raise PaymentFileNotSettled(
             f"{path}: changed less than {settings.payment_file_settle_seconds:.0f} s ago; "
             "a payment file is read only once it is complete"

@@ -9,6 +9,11 @@ The secrets are files here too, one per compose secret in a private folder that 
 /run/secrets, and each service gets exactly the `_CMD` settings compose gives it, read from
 docker-compose.yaml (``service_secret_env``): a service that lacks a secret it needs fails here.
 
+The `sftp` service is OpenSSH's sshd too, started as tests/sftp_server.py starts it (a loopback
+port, throwaway host and client keys made for this run, an SFTP-only account): the warehouse
+worker gets compose's three locations (``location_env``), the host, port, account, folders and
+key file mapped to this machine's, the host key pinned as compose pins it.
+
 What only this form adds (``LOCAL_ONLY``): the ports that containers would each have to
 themselves, AIRFLOW_HOME, and the short waits of ``TEST_TUNING`` so that a lost worker and a late
 payment file are seen within minutes. tests/test_deployment.py checks that nothing else differs.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -157,6 +163,7 @@ class Cluster:
     pg_port: int = 0
     redis_port: int = 0
     secrets_dir: Path | None = None
+    sftpd: object | None = None
     ports: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -198,9 +205,12 @@ class Cluster:
         # Airflow first, then the broker and the database they use.
         for process in reversed(self.processes):
             self.stop(process)
+        if self.sftpd is not None:
+            self.sftpd.stop()
 
     def service_env(self, name: str) -> dict[str, str]:
-        """What compose's service ``name`` sees: the shared settings and its own secrets."""
+        """What compose's service ``name`` sees: the shared settings, its own secrets and (the
+        warehouse worker) the locations."""
         return {
             **self.env,
             **service_secret_env(
@@ -209,7 +219,46 @@ class Cluster:
                 pg_port=self.pg_port,
                 redis_port=self.redis_port,
             ),
+            **self.location_env(name),
         }
+
+    # -- the sftp service ------------------------------------------------------------------
+    def start_sftp(self) -> None:
+        """The `sftp` service: sshd on a loopback port; our client key as its secret's file."""
+        import sys
+
+        sys.path.insert(0, str(REPO / "tests"))
+        from sftp_server import Sftpd
+
+        self.sftpd = Sftpd(self.root / "sftpd")
+        self.sftpd.start()
+        key = self.secrets_dir / "sftp_client_key"
+        key.touch(mode=0o600)
+        key.write_bytes(self.sftpd.client_key.read_bytes())
+
+    def remote(self, path: str) -> Path:
+        """Where a folder of the `sftp` service (its chroot's absolute path) is here."""
+        return self.sftpd.remote / path.lstrip("/")
+
+    def location_env(self, name: str) -> dict[str, str]:
+        """The AIRFLOW_CONN_* variables compose gives service ``name``, for this machine."""
+        env = {}
+        service = compose()["services"][name.split("#")[0]]
+        for key, value in service["environment"].items():
+            if not key.startswith("AIRFLOW_CONN_"):
+                continue
+            value = re.sub(r"\$\{SFTP_HOST_PUBLIC_KEY:\?[^}]*\}", self.sftpd.host_key, value)
+            connection = json.loads(value)
+            assert connection["host"] == "sftp" and connection["port"] == 22
+            connection["host"], connection["port"] = "127.0.0.1", self.sftpd.port
+            connection["login"] = self.sftpd.user
+            extra = connection["extra"]
+            folder = self.remote(extra["path"])
+            folder.mkdir(parents=True, exist_ok=True)
+            extra["path"] = str(folder)
+            extra["key_file"] = extra["key_file"].replace(SECRETS_MOUNT, f"{self.secrets_dir}/")
+            env[key] = json.dumps(connection)
+        return env
 
     def airflow(self, *args: str, check: bool = True, timeout: float = 300) -> str:
         """The CLI with what airflow-init has: the metadata DB."""
@@ -365,6 +414,7 @@ class Cluster:
                 "airflow_fernet_key": Fernet.generate_key().decode(),
             }
         )
+        self.start_sftp()
         home = self.root / "airflow-home"
         home.mkdir()
         base = {

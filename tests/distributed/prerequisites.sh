@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# What `make test-distributed` needs besides .venv: the PostgreSQL 15 server and Redis binaries.
+# What `make test-distributed` needs besides .venv: the PostgreSQL 15 server, Redis and sshd.
 # CI runs as root on a fresh machine: install the Debian packages when they are missing.
 set -euo pipefail
 PG_BIN="${AUTO_REFUNDS_PG_BIN:-/usr/lib/postgresql/15/bin}"
 missing=()
 [[ -x "$PG_BIN/postgres" && -x "$PG_BIN/initdb" ]] || missing+=(postgresql-15)
 command -v redis-server > /dev/null || missing+=(redis-server)
+[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 if (( ${#missing[@]} )); then
     if [[ $(id -u) != 0 ]]; then
         echo "make test-distributed needs ${missing[*]}: sudo apt-get install -y ${missing[*]}" >&2

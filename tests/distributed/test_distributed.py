@@ -380,8 +380,17 @@ def test_b_refund_files_start_reconciliation_whose_sensor_waits_holding_no_slot(
     assert waiting_beside_work, "the sensor was never seen waiting while a daily task ran"
     assert not any(layout.postings(day).exists() for day in (D1, D2, D3))
 
+    # The refund files travelled to ImaginePay's inbound folder of the SFTP server, where the
+    # simulator reads them and leaves its payment files in the outbound one.
+    remote = env["cluster"].remote
+    inbound = remote("/exchange/imaginepay/inbound")
+    outbound = remote("/exchange/imaginepay/outbound")
     for day in (D1, D2, D3):
-        imaginepay_simulator.answer(layout, day)
+        refunds = layout.refunds(day)
+        assert (inbound / refunds.name).read_bytes() == refunds.read_bytes()
+        assert (inbound / layout.refunds_manifest(day).name).is_file()
+        assert not layout.payments(day).exists()
+        imaginepay_simulator.answer(layout, day, refunds_from=inbound, payments_to=outbound)
     started_at = time.monotonic()
     wait_for(
         lambda: observe(env) or all(layout.postings(day).exists() for day in (D1, D2, D3)),
@@ -400,6 +409,15 @@ def test_b_refund_files_start_reconciliation_whose_sensor_waits_holding_no_slot(
     for day in (D1, D2, D3):
         assert layout.postings(day).read_bytes() == Layout(replay).postings(day).read_bytes()
     assert ledger(layout) == ledger(Layout(replay))
+    # Collected from the SFTP server, reconciled, the postings delivered to ImagineOne's folder
+    # and each payment file moved to processed/ there.
+    postings = remote("/exchange/imagineone/inbound")
+    for day in (D1, D2, D3):
+        name = layout.postings(day).name
+        assert (postings / name).read_bytes() == layout.postings(day).read_bytes()
+        processed = outbound / "processed" / layout.payments(day).name
+        assert processed.read_bytes() == layout.payments(day).read_bytes()
+    assert sorted(path.name for path in outbound.iterdir()) == ["processed"]
 
 
 def test_c_a_lost_worker_is_retried_and_changes_nothing(env):

@@ -277,3 +277,20 @@ create table if not exists main.payment_files (
     sha256 varchar not null,
     duplicate_of varchar
 );
+
+-- CONTRACT 9: every attempt to deliver a file to a location (an Airflow connection), and its
+-- outcome: DELIVERED, ALREADY_THERE (the identical file was there: nothing done), CONFLICT (a
+-- different file is there: never overwritten), FAILED (error names the location and the file),
+-- STARTED (under way, or its process was killed: the next attempt marks it INTERRUPTED).
+create table if not exists main.file_deliveries (
+    as_of_date date not null,
+    file varchar not null,
+    sha256 varchar not null,
+    destination varchar not null,
+    remote_path varchar not null,
+    attempt integer not null,
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    outcome varchar not null,
+    error varchar
+);

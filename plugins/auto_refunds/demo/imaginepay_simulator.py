@@ -3,11 +3,14 @@
     python -m auto_refunds.demo.imaginepay_simulator --date 2026-03-02 [--seed 7]
 
 It reads the published refund file of D (only with its manifest, as the real processor would)
-and answers it the way ImaginePay does:
+from the outbox, or with ``--exchange`` where it was delivered (``exchange/imaginepay_refunds/``,
+the local default of that location), and answers it the way ImaginePay does:
 
-- ``inbox/imaginepay/payments_D.csv``: most refunds APPROVED for minus their amount, some
-  DECLINED (54 Expired card, 05 Do not honor, 14 Invalid card number), some left unanswered, a
-  rare one approved for a different amount; mixed with the day's ordinary card payments.
+- ``inbox/imaginepay/payments_D.csv`` (with ``--exchange``: ImaginePay's outbound location,
+  ``exchange/imaginepay_payments/payments_D.csv``, from which the reconciliation collects it):
+  most refunds APPROVED for minus their amount, some DECLINED (54 Expired card, 05 Do not
+  honor, 14 Invalid card number), some left unanswered, a rare one approved for a different
+  amount; mixed with the day's ordinary card payments.
 - the REFUND transactions it made, in the next day's ImaginePay extract
   ``landing/imaginepay/transactions_{D+1}.csv`` (merchant_reference = our refund_id, the card
   fields of the refunded sale).
@@ -49,12 +52,14 @@ def _csv_bytes(header: tuple[str, ...], rows: list[dict]) -> bytes:
     return out.getvalue().encode()
 
 
-def _read_published_refunds(layout: Layout, day: dt.date) -> list[dict]:
-    manifest = layout.refunds_manifest(day)
+def _read_published_refunds(layout: Layout, day: dt.date, folder: Path | None) -> list[dict]:
+    refunds, manifest = layout.refunds(day), layout.refunds_manifest(day)
+    if folder is not None:
+        refunds, manifest = folder / refunds.name, folder / manifest.name
     if not manifest.exists():
-        raise SystemExit(f"{layout.refunds(day)} is not published (no manifest)")
+        raise SystemExit(f"{refunds} is not there (no manifest)")
     json.loads(manifest.read_text())
-    with open(layout.refunds(day), newline="", encoding="utf-8") as handle:
+    with open(refunds, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert all(tuple(row) == REFUNDS_HEADER for row in rows[:1])
     return rows
@@ -85,8 +90,18 @@ def _card_of_sales(layout: Layout, day: dt.date, txn_ids: set[str]) -> dict[str,
     }
 
 
-def answer(layout: Layout, day: dt.date, seed: int = 7, ordinary_payments: int = 12) -> dict:
-    refunds = _read_published_refunds(layout, day)
+def answer(
+    layout: Layout,
+    day: dt.date,
+    seed: int = 7,
+    ordinary_payments: int = 12,
+    refunds_from: Path | None = None,
+    payments_to: Path | None = None,
+) -> dict:
+    """Answer the refund file of D. By default it reads the outbox and writes into the inbox;
+    ``refunds_from`` and ``payments_to`` make it read the refund file where it was delivered
+    and leave its payment file at its own outbound location, as ImaginePay does (CONTRACT 9)."""
+    refunds = _read_published_refunds(layout, day, refunds_from)
     tag = day.strftime("%Y%m%d")
     payments: list[dict] = []
     refund_transactions: list[dict] = []
@@ -163,7 +178,10 @@ def answer(layout: Layout, day: dt.date, seed: int = 7, ordinary_payments: int =
             }
         )
 
-    atomic_write_bytes(layout.payments(day), _csv_bytes(PAYMENTS_HEADER, payments))
+    target = layout.payments(day)
+    if payments_to is not None:
+        target = payments_to / target.name
+    atomic_write_bytes(target, _csv_bytes(PAYMENTS_HEADER, payments))
     _add_to_next_extract(layout, day + dt.timedelta(days=1), tag, refund_transactions)
     return tally
 
@@ -190,9 +208,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--date", type=dt.date.fromisoformat, required=True)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--exchange",
+        action="store_true",
+        help="read the refund file from exchange/imaginepay_refunds/ and answer into "
+        "exchange/imaginepay_payments/ (the local locations) instead of outbox/ and inbox/",
+    )
     args = parser.parse_args(argv)
     layout = Layout(args.data_dir) if args.data_dir else Settings.from_env().layout
-    print(answer(layout, args.date, args.seed))
+    folders = {}
+    if args.exchange:
+        folders = {
+            "refunds_from": layout.root / "exchange" / "imaginepay_refunds",
+            "payments_to": layout.root / "exchange" / "imaginepay_payments",
+        }
+    print(answer(layout, args.date, args.seed, **folders))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ Run as ``python -m auto_refunds.demo``. For each day D, exactly as an operator w
 1. the credit snapshot of D loses the credits whose refund ImaginePay approved before D
    (ImagineOne posted them, so their balance is gone); declined ones stay and come back as
    PREVIOUSLY_DECLINED;
-2. ``airflow dags test auto_refunds D``: the refund file of D;
-3. the local ImaginePay simulator answers it: the payment file of D, and the REFUND
-   transactions it made in the extract of D+1;
+2. ``airflow dags test auto_refunds D``: the refund file of D, delivered to ImaginePay's
+   location (a local folder under ``exchange/`` unless an Airflow connection says otherwise);
+3. the local ImaginePay simulator answers it: the payment file of D at ImaginePay's outbound
+   location, which the reconciliation collects, and the REFUND transactions it made in the
+   extract of D+1;
 4. ``airflow dags test refund_reconciliation D``: ledger, exceptions, postings of D;
 5. a summary a billing manager can read.
 """
@@ -84,6 +86,27 @@ def drop_posted_credits(settings: Settings, day: dt.date) -> int:
     return len(lines) - len(kept)
 
 
+def simulator_folders(settings: Settings) -> dict[str, Path]:
+    """Where the simulator reads the delivered refund file and leaves its payment file: the
+    local folders of ImaginePay's two locations. A location that is a server (an SFTP
+    connection) is not the simulator's: it then answers from the outbox into the inbox."""
+    from auto_refunds import locations
+
+    refunds = locations.resolve(locations.REFUNDS, settings.data_dir)
+    payments = locations.resolve(locations.PAYMENTS, settings.data_dir)
+    if isinstance(refunds, locations.LocalFolder) and isinstance(payments, locations.LocalFolder):
+        print(
+            "ImaginePay's locations are local folders (no SFTP connection defined): refund files "
+            f"are delivered to {refunds.root}, payment files collected from {payments.root}"
+        )
+        return {"refunds_from": refunds.root, "payments_to": payments.root}
+    print(
+        "ImaginePay's locations are not both local folders: the simulator reads the outbox and "
+        "answers into the inbox"
+    )
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m auto_refunds.demo", description=__doc__.split("\n\n")[0]
@@ -111,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     log_dir = settings.data_dir / "logs"
+    folders = simulator_folders(settings)
     failed = False
     for day in days:
         left = drop_posted_credits(settings, day)
@@ -118,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if not succeeded("auto_refunds", day, log_dir):
             failed = True
             break
-        answered = imaginepay_simulator.answer(layout, day)
+        answered = imaginepay_simulator.answer(layout, day, **folders)
         print(f"ImaginePay simulator answered: {answered}")
         if not succeeded("refund_reconciliation", day, log_dir):
             failed = True
@@ -131,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 Where things are:
   refund files      {layout.refunds_outbox}
   postings          {layout.postings(days[0]).parent}
+  delivered files   {settings.data_dir / "exchange"}   (table file_deliveries)
   warehouse         {layout.warehouse}
                     e.g. {_QUERY_HINT.format(warehouse=layout.warehouse)}
   quality results   {settings.quality_results_dir}
