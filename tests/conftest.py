@@ -130,6 +130,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_warehouse.py": {"scenario"},
         "test_worklist.py": {"scenario"},
         "test_worklist_ui.py": {"browser", "slow"},
+        "test_worklist_security.py": {"scenario", "slow"},  # an API server, no browser
         "distributed/test_distributed.py": {"distributed", "slow"},
     }.items()
 }

@@ -1,7 +1,7 @@
 """The worklist's routes: its pages, their CSV files, the resolving of exceptions, its static
 files. Mounted by ``app`` under ``/auto-refunds``.
 
-Every route depends on an authenticated Airflow user (the router's dependency, see
+Every route depends on an Airflow user who may read the DAG (the router's dependency, see
 ``dependencies``); resolving also on the right to edit the DAG and a request from the worklist's
 own pages. The routes import DuckDB (``queries``) only when they run, so building the app when the
 API server starts stays light.
@@ -24,7 +24,8 @@ from starlette.background import BackgroundTask
 from auto_refunds.worklist.dependencies import (
     DataDirDep,
     SettingsDep,
-    authenticated,
+    refuses_card_numbers,
+    requires_reader,
     requires_resolver,
     requires_same_site,
 )
@@ -35,16 +36,40 @@ STATIC = {
     "worklist.js": "text/javascript; charset=utf-8",
 }
 
-router = APIRouter(dependencies=[Depends(authenticated)])
+router = APIRouter(dependencies=[Depends(requires_reader), Depends(refuses_card_numbers)])
+
+# The banner a page shows after an action: a known code of the address maps to a fixed text, so
+# a link made elsewhere cannot put words of its own in the worklist's mouth.
+NOTICES = {"resolved": "{count} exception{s} marked resolved."}
+_COUNT_MAX = 100_000
+
+
+def _notice(params: dict) -> str | None:
+    text = NOTICES.get(params.get("done") or "")
+    if text is None:
+        return None
+    count = params.get("count") or ""
+    if not count.isdigit() or not 0 < int(count) <= _COUNT_MAX:
+        return None
+    return text.format(count=int(count), s="" if int(count) == 1 else "s")
+
+
+# The dates a page may ask for. Wider than any run date, narrow enough that the pages' date
+# arithmetic (30 days of charts before a date) stays within what Python and DuckDB hold.
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 
 
 def _date(text: str | None, default: dt.date | None) -> dt.date | None:
+    # The answer does not repeat what was typed: it could be anything, a card number included.
     if not text:
         return default
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
-        raise HTTPException(400, f"not a date (YYYY-MM-DD): {text!r}") from None
+        raise HTTPException(400, "not a date: give one as YYYY-MM-DD") from None
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise HTTPException(400, f"a date from {FIRST_DATE} to {LAST_DATE}, please")
+    return day
 
 
 @router.get("/static/{name}")
@@ -120,6 +145,9 @@ def _queue_page(kind: str, template: str, request: Request, render: Render, data
     from auto_refunds.worklist.resolutions import RESOLUTIONS
 
     params = dict(request.query_params)
+    notice = _notice(params)
+    # The notice is of this answer alone: not carried into links, the CSV or the next form.
+    params = {k: v for k, v in params.items() if k not in ("done", "count")}
     with Reader(data_dir) as reader:
         filters = _filters(kind, params, reader.dates())
         page = reader.page(kind, filters)
@@ -139,7 +167,8 @@ def _queue_page(kind: str, template: str, request: Request, render: Render, data
         sources=SOURCES,
         page_sizes=PAGE_SIZES,
         resolutions=RESOLUTIONS,
-        done=params.get("done"),
+        notice=notice,
+        back=urlencode(params),
         csv_query=urlencode({k: v for k, v in params.items() if v and k not in ("page",)}),
     )
 
@@ -215,9 +244,9 @@ def resolve(
     except resolutions.ResolutionError as error:
         raise HTTPException(400, str(error)) from None
     query = back.lstrip("?") if back and "\n" not in back else ""
-    query = "&".join(p for p in query.split("&") if p and not p.startswith("done="))
+    query = "&".join(p for p in query.split("&") if p and not p.startswith(("done=", "count=")))
     base = request.scope.get("root_path", "").rstrip("/")
-    target = f"{base}/exceptions?{query}{'&' if query else ''}done={count}"
+    target = f"{base}/exceptions?{query}{'&' if query else ''}done=resolved&count={count}"
     return RedirectResponse(target, status_code=303)
 
 
