@@ -87,12 +87,13 @@ def static(name: str) -> Response:
 def overview(render: Render, data_dir: DataDirDep, date: str | None = None):
     from auto_refunds.worklist import charts
     from auto_refunds.worklist import overview as facts_of
-    from auto_refunds.worklist.queries import Reader
+    from auto_refunds.worklist.queries import Reader, item_counts
 
     with Reader(data_dir) as reader:
         dates = reader.dates()
         day = _date(date, dates[-1] if dates else None)
         facts = facts_of.of_date(reader, day) if day else None
+        items_now = item_counts(reader, dt.date.today())
     chart_html = []
     if facts:
         chart_html = [
@@ -107,7 +108,7 @@ def overview(render: Render, data_dir: DataDirDep, date: str | None = None):
                 facts["exception_series"],
             ),
         ]
-    return render("overview.html", day=day, facts=facts, charts=chart_html)
+    return render("overview.html", day=day, facts=facts, charts=chart_html, items=items_now)
 
 
 def _filters(kind: str, params: dict, dates: list[dt.date]):
@@ -194,6 +195,68 @@ def _queue_csv(kind: str, request: Request, data_dir: Path) -> FileResponse:
     )
 
 
+def _item_filters(params: dict):
+    from auto_refunds.worklist.queries import ITEM_SORTS, ITEM_STATUSES, PAGE_SIZES, ItemFilters
+
+    try:
+        page = max(1, int(params.get("page") or 1))
+        size = int(params.get("size") or PAGE_SIZES[0])
+    except ValueError:
+        raise HTTPException(400, "page and size are whole numbers") from None
+    status = params.get("status") or "open"
+    sort = params.get("sort") or "due"
+    return ItemFilters(
+        status=status if status in ITEM_STATUSES else "open",
+        client=(params.get("client") or "").strip(),
+        reason=(params.get("reason") or "").strip(),
+        overdue=params.get("overdue") == "1",
+        sort=sort if sort in ITEM_SORTS else "due",
+        descending=params.get("dir") == "desc",
+        page=page,
+        page_size=size if size in PAGE_SIZES else PAGE_SIZES[0],
+    )
+
+
+@router.get("/items", response_class=HTMLResponse)
+def work_items(request: Request, render: Render, data_dir: DataDirDep):
+    from auto_refunds.worklist.queries import (
+        ITEM_SORTS,
+        ITEM_STATUSES,
+        PAGE_SIZES,
+        Reader,
+        items_page,
+    )
+    from auto_refunds.worklist.resolutions import RESOLUTIONS
+
+    params = dict(request.query_params)
+    notice = _notice(params)
+    params = {k: v for k, v in params.items() if k not in ("done", "count")}
+    filters = _item_filters(params)
+    today = dt.date.today()
+    with Reader(data_dir) as reader:
+        page = items_page(reader, filters, today)
+
+    def link(**changes) -> str:
+        merged = {k: v for k, v in params.items() if v} | {
+            k: v for k, v in changes.items() if v is not None
+        }
+        return "?" + urlencode(merged)
+
+    return render(
+        "items.html",
+        page=page,
+        f=filters,
+        link=link,
+        sorts=ITEM_SORTS,
+        statuses=ITEM_STATUSES,
+        page_sizes=PAGE_SIZES,
+        resolutions=RESOLUTIONS,
+        notice=notice,
+        back=urlencode(params),
+        today=today,
+    )
+
+
 @router.get("/exceptions", response_class=HTMLResponse)
 def exceptions(request: Request, render: Render, data_dir: DataDirDep):
     return _queue_page("exceptions", "exceptions.html", request, render, data_dir)
@@ -227,6 +290,7 @@ def resolve(
     resolution: Annotated[str, Form()] = "",
     note: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
+    to: Annotated[str, Form()] = "exceptions",
 ):
     from auto_refunds.worklist import resolutions
     from auto_refunds.worklist.queries import Reader
@@ -246,7 +310,8 @@ def resolve(
     query = back.lstrip("?") if back and "\n" not in back else ""
     query = "&".join(p for p in query.split("&") if p and not p.startswith(("done=", "count=")))
     base = request.scope.get("root_path", "").rstrip("/")
-    target = f"{base}/exceptions?{query}{'&' if query else ''}done=resolved&count={count}"
+    page = to if to in ("exceptions", "items") else "exceptions"
+    target = f"{base}/{page}?{query}{'&' if query else ''}done=resolved&count={count}"
     return RedirectResponse(target, status_code=303)
 
 
