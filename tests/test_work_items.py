@@ -302,3 +302,38 @@ def test_items_over_several_dates_through_the_pipeline_whatever_order_the_dates_
     other.mkdir()
     backfilled = Scenario(dataclasses.replace(scenario.settings, data_dir=other))
     assert run(backfilled, [D3, D1, D2]) == in_order
+
+
+def test_due_on_is_the_credit_date_plus_the_clients_refund_deadline_days_where_given():
+    """client_rules' optional refund_deadline_days, read from the staging model once it carries
+    the column; without it, no item has a due date."""
+    import duckdb
+
+    from auto_refunds.worklist.items import _due_dates
+
+    with duckdb.connect() as con:
+        con.execute("create schema staging")
+        con.execute(
+            "create table main.credit_outcomes as select * from (values"
+            " ('C1', 'CL1', date '2026-01-05', date '2026-01-01'),"
+            " ('C1', 'CL1', date '2026-01-06', date '2026-01-02'),"
+            " ('C2', 'CL2', date '2026-01-05', date '2026-01-01'),"
+            " ('C3', 'CL3', date '2026-01-05', date '2026-01-01'))"
+            " as t(credit_id, client_id, as_of_date, credit_date)"
+        )
+        con.execute(
+            "create table main.tickler_refund_exceptions as"
+            " select credit_id from (values ('C1'), ('C2'), ('C3')) as t(credit_id)"
+        )
+        con.execute(
+            "create table staging.stg_imagineone__client_rules as select * from (values"
+            " ('CL1', 30, null), ('CL2', null, null), ('CL3', 10, 'bad line'))"
+            " as t(client_id, dq_error_free, dq_error)"
+        )
+        assert _due_dates(con) == {}
+        con.execute(
+            "alter table staging.stg_imagineone__client_rules"
+            " rename column dq_error_free to refund_deadline_days"
+        )
+        # The latest snapshot's credit_date; no days, or a quarantined line: no due date.
+        assert _due_dates(con) == {"C1": dt.date(2026, 2, 1)}
