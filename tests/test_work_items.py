@@ -290,6 +290,19 @@ def test_items_over_several_dates_through_the_pipeline_whatever_order_the_dates_
         )
 
     in_order = run(scenario, [D1, D2, D3])
+    assert scenario.query(
+        "select credit_id, first_seen, event, as_of_date from main.tickler_item_history"
+        " order by all"
+    ) == [
+        ("C1", D1, "OPENED", D1),
+        ("C2", D1, "CLOSED", D2),
+        ("C2", D1, "OPENED", D1),
+        ("C3", D1, "OPENED", D1),
+        ("C3", D1, "RESOLVED", D1),
+        ("C4", D1, "OPENED", D1),
+        ("C4", D1, "RESOLVED", D1),
+        ("C4", D2, "OPENED", D2),
+    ]
     money = Decimal
     assert in_order == [
         ("C1", money("50.00"), D1, D3, "OPEN", None, None),
@@ -337,3 +350,29 @@ def test_due_on_is_the_credit_date_plus_the_clients_refund_deadline_days_where_g
         )
         # The latest snapshot's credit_date; no days, or a quarantined line: no due date.
         assert _due_dates(con) == {"C1": dt.date(2026, 2, 1)}
+
+
+def test_each_change_of_an_item_is_kept_in_its_history():
+    from auto_refunds.worklist.items import walk
+
+    rows = [
+        exc(D1),
+        exc(D2, detail=f"{NMT} on {D1}"),
+        exc(D3, reason=EXCEEDS, amount="45.00"),
+    ]
+    resolved = {(D3, "ELIGIBILITY", "C1", EXCEEDS, ""): KEPT}
+    (item_,) = walk(rows, {**held(D1, D2, D3), D4: set()}, [], resolved)
+    assert [
+        (h["seq"], h["as_of_date"], h["event"], h["reason_code"], h["detail"])
+        for h in item_.history
+    ] == [
+        (1, D1, "OPENED", NMT, None),
+        (2, D3, "CHANGED", EXCEEDS, None),
+        (3, D3, "RESOLVED", None, "KEPT_AS_CREDIT by clerk"),
+    ]
+    assert {h["first_seen"] for h in item_.history} == {D1}
+    (closed,) = walk([exc(D1)], {**held(D1), D2: set()})
+    assert [(h["event"], h["detail"]) for h in closed.history][-1] == (
+        "CLOSED",
+        f"credit no longer in the snapshot of {D2}",
+    )

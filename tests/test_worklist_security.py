@@ -96,6 +96,7 @@ def test_pages_forbid_framing_by_other_sites_and_content_sniffing(server):
             "/auto-refunds/",
             "/auto-refunds/exceptions",
             "/auto-refunds/quality",
+            "/auto-refunds/items",
             "/auto-refunds/static/worklist.js",
             "/auto-refunds/credits/CR1",
             "/auto-refunds/static/nothing",
@@ -174,6 +175,7 @@ def test_reading_needs_read_access_to_the_dag(server):
     with httpx.Client(base_url=server.url, timeout=30, headers=outsider) as client:
         for path in (
             "/auto-refunds/",
+            "/auto-refunds/items",
             "/auto-refunds/exceptions",
             "/auto-refunds/exceptions.csv",
             "/auto-refunds/refunds-due",

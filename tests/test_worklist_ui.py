@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
 PAGES = [
     "/auto-refunds/",
     "/auto-refunds/?date=2026-03-02",
+    "/auto-refunds/items",
+    "/auto-refunds/items?status=all&sort=amount&dir=desc&overdue=1",
     "/auto-refunds/exceptions",
     "/auto-refunds/exceptions?start=2026-03-02&end=2026-03-03&status=all&sort=amount&dir=desc",
     "/auto-refunds/exceptions.csv?start=2026-03-02&end=2026-03-03",
@@ -129,6 +131,33 @@ def test_a_resolution_posted_from_another_site_is_refused(server):
             },
         )
         assert unknown.status_code == 400 and "no such exception" in unknown.text
+
+
+def _count(html: str, marker: str) -> int:
+    start = html.index(marker) + len(marker)
+    return int(html[start:].split("<", 1)[0].split()[0])
+
+
+def test_the_work_items_page_lists_open_items_and_resolves_one(server):
+    headers = _bearer(server, "clerk")
+    with httpx.Client(base_url=server.url, timeout=60, headers=headers) as client:
+        page = client.get("/auto-refunds/items").text
+        open_items = _count(page, '<span id="row-count">')
+        assert open_items > 0 and '<span class="badge">open</span>' in page
+        assert '<span class="badge">closed</span>' not in page
+        assert _count(client.get("/auto-refunds/").text, 'id="items-open">') == open_items
+        marker = 'name="key" value="'
+        start = page.index(marker) + len(marker)
+        key = page[start : page.index('"', start)].replace("&#124;", "|")
+        answer = client.post(
+            "/auto-refunds/exceptions/resolve",
+            data={"key": key, "resolution": "KEPT_AS_CREDIT", "note": "", "to": "items"},
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/auto-refunds/items?")
+        after = client.get(answer.headers["location"]).text
+        assert '<p class="notice" id="notice">1 exception marked resolved.</p>' in after
+        assert _count(after, '<span id="row-count">') == open_items - 1
 
 
 def _frame(page):

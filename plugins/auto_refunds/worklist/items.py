@@ -21,7 +21,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,6 +51,24 @@ COLUMNS = (
     ("resolved_at", "varchar"),
 )
 NAMES = tuple(name for name, _ in COLUMNS)
+
+# main.tickler_item_history: each change of an item, in order. An item is (credit_id,
+# first_seen). OPENED and CHANGED carry the exception row's values; RESOLVED the resolution in
+# force from that date; CLOSED why.
+HISTORY_COLUMNS = (
+    ("credit_id", "varchar"),
+    ("first_seen", "date"),
+    ("seq", "integer"),
+    ("as_of_date", "date"),
+    ("event", "varchar"),
+    ("reason_code", "varchar"),
+    ("reason_detail", "varchar"),
+    ("credit_amount", "decimal(18,2)"),
+    ("source", "varchar"),
+    ("refund_id", "varchar"),
+    ("detail", "varchar"),
+)
+HISTORY_NAMES = tuple(name for name, _ in HISTORY_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -105,37 +123,65 @@ class Item:
     resolved_by: str | None = None
     resolved_at: str | None = None
     _order: int = -1
+    history: list = field(default_factory=list)
 
     def row(self) -> dict:
-        values = asdict(self)
-        return {name: values[name] for name in NAMES}
+        return {name: getattr(self, name) for name in NAMES}
+
+    def note(self, day: dt.date, event: str, row: Exception_ | None = None, detail=None) -> None:
+        values = {
+            name: getattr(row, name) if row is not None else None
+            for name in ("reason_code", "reason_detail", "credit_amount", "source", "refund_id")
+        }
+        if row is not None:
+            values["refund_id"] = row.refund_id or None
+        self.history.append(
+            {
+                "credit_id": self.credit_id,
+                "first_seen": self.first_seen,
+                "seq": len(self.history) + 1,
+                "as_of_date": day,
+                "event": event,
+                **values,
+                "detail": detail,
+            }
+        )
 
     def take(self, row: Exception_) -> None:
+        # The detail alone is no change: it names the date (e.g. "on or before D") each day.
+        shown = (self.reason_code, self.credit_amount, self.source, self.refund_id or "")
+        if shown != (row.reason_code, row.credit_amount, row.source, row.refund_id):
+            self.note(row.as_of_date, "CHANGED", row)
         self.client_id, self.account_id = row.client_id, row.account_id
         self.credit_amount, self.reason_code = row.credit_amount, row.reason_code
         self.reason_detail, self.source = row.reason_detail, row.source
         self.refund_id = row.refund_id or None
         self.last_seen = row.as_of_date
 
-    def resolve(self, found: Resolution) -> None:
+    def resolve(self, day: dt.date, found: Resolution) -> None:
         if found.order > self._order:
             self.status = RESOLVED
             self.resolution, self.resolved_by = found.resolution, found.resolved_by
             self.resolved_at, self._order = found.resolved_at, found.order
+            self.note(day, RESOLVED, detail=f"{found.resolution} by {found.resolved_by}")
+
+    def close(self, day: dt.date, why: str) -> None:
+        self.status, self.closed_reason = CLOSED, why
+        self.note(day, CLOSED, detail=why)
 
 
 def _same_problem(item: Item, row: Exception_) -> bool:
     return item.reason_code == row.reason_code and item.credit_amount == row.credit_amount
 
 
-def build(
+def walk(
     exceptions: Iterable[Exception_],
     snapshots: dict[dt.date, set[str]],
     refunded: Iterable[tuple[dt.date, str, str]] = (),
     resolutions: dict[tuple, Resolution] | None = None,
     due_on: dict[str, dt.date] | None = None,
 ) -> list[dict]:
-    """The items, as rows of main.tickler_items, sorted by credit_id and first_seen.
+    """The items, each with its history, sorted by credit_id and first_seen.
 
     exceptions: every date's exception rows. snapshots: for each date with a snapshot of
     ImagineOne, the credit_ids it held (only those with exceptions are needed). refunded: (date,
@@ -184,22 +230,26 @@ def build(
                         last_seen=day,
                         due_on=due_on.get(credit_id),
                     )
+                    current.note(day, "OPENED", row)
                     items.append(current)
                 found = resolutions.get(row.key)
                 if found is not None:
-                    current.resolve(found)
+                    current.resolve(day, found)
             if current is None or current.status != OPEN or current.last_seen >= day:
                 continue
             if day in snapshots and credit_id not in snapshots[day]:
-                current.status = CLOSED
-                current.closed_reason = f"credit no longer in the snapshot of {day}"
+                current.close(day, f"credit no longer in the snapshot of {day}")
                 continue
             for refunded_on, refund_id in refunds:
                 if refunded_on == day:
-                    current.status = CLOSED
-                    current.closed_reason = f"refund {refund_id} ended REFUNDED on {day}"
+                    current.close(day, f"refund {refund_id} ended REFUNDED on {day}")
                     break
-    return [item.row() for item in sorted(items, key=lambda i: (i.credit_id, i.first_seen))]
+    return sorted(items, key=lambda i: (i.credit_id, i.first_seen))
+
+
+def build(*args, **kwargs) -> list[dict]:
+    """``walk``'s items as rows of main.tickler_items."""
+    return [item.row() for item in walk(*args, **kwargs)]
 
 
 # -- from the warehouse ----------------------------------------------------------------------
@@ -265,7 +315,7 @@ def _resolutions(data_dir: Path) -> dict[tuple, Resolution]:
     return found
 
 
-def from_warehouse(con, data_dir: Path) -> list[dict]:
+def from_warehouse(con, data_dir: Path) -> list[Item]:
     """The items of everything the warehouse holds, with the resolutions recorded so far."""
     exceptions = [Exception_(*row) for row in con.execute(_EXCEPTIONS).fetchall()]
     snapshots: dict[dt.date, set[str]] = {
@@ -275,7 +325,7 @@ def from_warehouse(con, data_dir: Path) -> list[dict]:
     for day, credit_id in con.execute(_SNAPSHOTS).fetchall():
         snapshots[day].add(credit_id)
     refunded = con.execute(_REFUNDED).fetchall()
-    return build(exceptions, snapshots, refunded, _resolutions(data_dir), _due_dates(con))
+    return walk(exceptions, snapshots, refunded, _resolutions(data_dir), _due_dates(con))
 
 
 def items_file(data_dir: Path) -> Path:
@@ -291,17 +341,24 @@ def rebuild(con, data_dir: Path) -> int:
 
     from auto_refunds.layout import make_folder, private_umask
 
-    rows = from_warehouse(con, data_dir)
-    table = pa.Table.from_pylist(rows, schema=schema())
+    walked = from_warehouse(con, data_dir)
+    rows = [item.row() for item in walked]
+    table = pa.Table.from_pylist(rows, schema=schema(COLUMNS))
+    history = pa.Table.from_pylist(
+        [change for item in walked for change in item.history], schema=schema(HISTORY_COLUMNS)
+    )
     con.execute("begin")
     try:
-        con.execute(
-            f"create or replace table main.tickler_items ("
-            f"{', '.join(f'{name} {type_}' for name, type_ in COLUMNS)})"
-        )
-        con.register("items_now", table)
-        con.execute(f"insert into main.tickler_items select {', '.join(NAMES)} from items_now")
-        con.unregister("items_now")
+        for name, columns, built in (
+            ("tickler_items", COLUMNS, table),
+            ("tickler_item_history", HISTORY_COLUMNS, history),
+        ):
+            typed = ", ".join(f"{column} {type_}" for column, type_ in columns)
+            con.execute(f"create or replace table main.{name} ({typed})")
+            con.register("built_now", built)
+            listed = ", ".join(column for column, _ in columns)
+            con.execute(f"insert into main.{name} select {listed} from built_now")
+            con.unregister("built_now")
     except BaseException:
         con.execute("rollback")
         raise
@@ -317,9 +374,14 @@ def rebuild(con, data_dir: Path) -> int:
     return len(rows)
 
 
-def schema():
-    """main.tickler_items as an Arrow schema (pyarrow imported only where items are built)."""
+def schema(columns=COLUMNS):
+    """A table's columns as an Arrow schema (pyarrow imported only where items are built)."""
     import pyarrow as pa
 
-    types = {"varchar": pa.string(), "date": pa.date32(), "decimal(18,2)": pa.decimal128(18, 2)}
-    return pa.schema([(name, types[type_]) for name, type_ in COLUMNS])
+    types = {
+        "varchar": pa.string(),
+        "date": pa.date32(),
+        "integer": pa.int32(),
+        "decimal(18,2)": pa.decimal128(18, 2),
+    }
+    return pa.schema([(name, types[type_]) for name, type_ in columns])
