@@ -88,7 +88,8 @@ def write(con, data_dir: Path, as_of: dt.date) -> tuple[Path, dict[str, int]]:
 
 def refresh(as_of: dt.date, settings: Settings | None = None) -> dict:
     """The pipeline step after a publish of D (daily or reconciliation): write the worklist
-    snapshot of D from the warehouse and make it current; returns what it wrote.
+    snapshot of D from the warehouse and make it current, then rebuild the work items of every
+    date (``items.rebuild``); returns what it wrote.
 
     Takes the warehouse like any step (``warehouse.connect``: the writer lock, waiting for a run
     that holds it). Idempotent: it copies whatever the warehouse holds for D now, so a retry, a
