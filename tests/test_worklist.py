@@ -98,7 +98,7 @@ def test_the_snapshot_files_have_the_columns_and_types_of_their_empty_frames(wor
     assert tuple(f.name for f in dataclasses.fields(resolutions.ExceptionKey)) == (
         columns.EXCEPTION_KEY
     )
-    with closing(resolutions._connect(data_dir)) as store:
+    with closing(resolutions.connect(data_dir)) as store:
         table = [row[1] for row in store.execute("pragma table_info(resolutions)")]
     assert tuple(table) == resolutions.COLUMNS
     with Reader(data_dir) as reader:
