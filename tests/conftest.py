@@ -131,6 +131,7 @@ TIERS: dict[str, frozenset[str]] = {
         "test_worklist.py": {"scenario"},
         "test_worklist_ui.py": {"browser", "slow"},
         "test_worklist_security.py": {"scenario", "slow"},  # an API server, no browser
+        "test_work_item_actions.py": {"scenario"},  # the store and queries; the pages below
         "test_work_items.py": {"unit"},  # the items' function; its pipeline scenario below
         "distributed/test_distributed.py": {"distributed", "slow"},
     }.items()

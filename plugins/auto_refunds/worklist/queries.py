@@ -266,9 +266,13 @@ class ItemFilters:
     descending: bool = False
     page: int = 1
     page_size: int = PAGE_SIZES[0]
+    assignee: str = ""
 
     def where(self, today: dt.date) -> tuple[str, list]:
         clauses, params = ["true"], []
+        if self.assignee:
+            clauses.append("assigned_to = ?")
+            params.append(self.assignee)
         if self.status != "all":
             clauses.append("status = ?")
             params.append(self.status.upper())
@@ -283,16 +287,19 @@ class ItemFilters:
             params.append(today)
         return " and ".join(clauses), params
 
-    def order_by(self) -> str:
+    def order_by(self, today: dt.date) -> str:
         way = "desc" if self.descending else "asc"
         columns = ", ".join(f"{c.strip()} {way}" for c in ITEM_SORTS[self.sort].split(","))
-        return f"{columns}, credit_id, first_seen"
+        # An open item whose follow-up date has come is back on top, whatever the sort.
+        due = f"status = 'OPEN' and follow_up_on <= date '{today.isoformat()}'"
+        return f"({due}) is true desc, {columns}, credit_id, first_seen"
 
 
 def _items_view(reader: Reader) -> str:
     """View ``work_items``: the items of the last refresh, an open one shown resolved at once
-    when its latest exception row got a resolution since (the next refresh makes it so)."""
-    from auto_refunds.worklist import items
+    when its latest exception row got a resolution since (the next refresh makes it so), with
+    what people's actions say now (assignee, follow-up, reopened; ``version``)."""
+    from auto_refunds.worklist import actions, items
 
     path = items.items_file(reader.data_dir)
     if path.is_file():
@@ -302,7 +309,7 @@ def _items_view(reader: Reader) -> str:
         source = f"(select {typed} where false)"
     reader.resolved_exceptions(dt.date.min, dt.date.max)
     reader.con.execute(
-        f"""create or replace temp view work_items as
+        f"""create or replace temp view items_resolved_now as
         select i.* replace (
             case when i.status = 'OPEN' and r.resolution is not null
                 then 'RESOLVED' else i.status end as status,
@@ -314,6 +321,11 @@ def _items_view(reader: Reader) -> str:
             on r.as_of_date::date = i.last_seen and r.source = i.source
             and r.credit_id = i.credit_id and r.reason_code = i.reason_code
             and r.refund_id = coalesce(i.refund_id, '')"""
+    )
+    reader.con.register("item_states", actions.states_table(reader.data_dir))
+    reader.con.execute(
+        "create or replace temp view work_items as "
+        + actions.overlay("items_resolved_now", "item_states")
     )
     return "work_items"
 
@@ -328,7 +340,7 @@ def items_page(reader: Reader, filters: ItemFilters, today: dt.date) -> Page:
     filters.page = min(max(1, filters.page), pages)
     cursor = reader.con.execute(
         f"select *, status = 'OPEN' and due_on < ? as overdue from {view} where {where}"
-        f" order by {filters.order_by()} limit {filters.page_size}"
+        f" order by {filters.order_by(today)} limit {filters.page_size}"
         f" offset {(filters.page - 1) * filters.page_size}",
         [today, *params],
     )
@@ -339,6 +351,17 @@ def items_page(reader: Reader, filters: ItemFilters, today: dt.date) -> Page:
         "reasons": reader._distinct(view, "reason_code"),
     }
     return Page(rows, total_rows, total_amount, filters, options)
+
+
+def item(reader: Reader, credit_id: str, first_seen: dt.date) -> dict | None:
+    """One item as the pages show it, or None."""
+    view = _items_view(reader)
+    cursor = reader.con.execute(
+        f"select * from {view} where credit_id = ? and first_seen = ?", [credit_id, first_seen]
+    )
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    return dict(zip(names, row, strict=True)) if row else None
 
 
 def item_counts(reader: Reader, today: dt.date) -> dict:

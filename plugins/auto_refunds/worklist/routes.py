@@ -10,6 +10,7 @@ API server starts stays light.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -40,7 +41,10 @@ router = APIRouter(dependencies=[Depends(requires_reader), Depends(refuses_card_
 
 # The banner a page shows after an action: a known code of the address maps to a fixed text, so
 # a link made elsewhere cannot put words of its own in the worklist's mouth.
-NOTICES = {"resolved": "{count} exception{s} marked resolved."}
+NOTICES = {
+    "resolved": "{count} exception{s} marked resolved.",
+    "acted": "Done: the item's action is recorded.",
+}
 _COUNT_MAX = 100_000
 
 
@@ -195,7 +199,7 @@ def _queue_csv(kind: str, request: Request, data_dir: Path) -> FileResponse:
     )
 
 
-def _item_filters(params: dict):
+def _item_filters(params: dict, user: str = ""):
     from auto_refunds.worklist.queries import ITEM_SORTS, ITEM_STATUSES, PAGE_SIZES, ItemFilters
 
     try:
@@ -214,11 +218,12 @@ def _item_filters(params: dict):
         descending=params.get("dir") == "desc",
         page=page,
         page_size=size if size in PAGE_SIZES else PAGE_SIZES[0],
+        assignee=user if params.get("mine") == "1" else "",
     )
 
 
 @router.get("/items", response_class=HTMLResponse)
-def work_items(request: Request, render: Render, data_dir: DataDirDep):
+def work_items(request: Request, render: Render, data_dir: DataDirDep, user: GetUserDep):
     from auto_refunds.worklist.queries import (
         ITEM_SORTS,
         ITEM_STATUSES,
@@ -231,7 +236,7 @@ def work_items(request: Request, render: Render, data_dir: DataDirDep):
     params = dict(request.query_params)
     notice = _notice(params)
     params = {k: v for k, v in params.items() if k not in ("done", "count")}
-    filters = _item_filters(params)
+    filters = _item_filters(params, user.get_name())
     today = dt.date.today()
     with Reader(data_dir) as reader:
         page = items_page(reader, filters, today)
@@ -255,6 +260,101 @@ def work_items(request: Request, render: Render, data_dir: DataDirDep):
         back=urlencode(params),
         today=today,
     )
+
+
+@router.get("/items/{credit_id}/{first_seen}", response_class=HTMLResponse)
+def work_item(
+    request: Request, render: Render, data_dir: DataDirDep, credit_id: str, first_seen: str
+):
+    from auto_refunds.worklist import actions
+    from auto_refunds.worklist.queries import Reader
+    from auto_refunds.worklist.queries import item as find_item
+    from auto_refunds.worklist.resolutions import RESOLUTIONS
+
+    day = _date(first_seen, None)
+    if day is None:
+        raise HTTPException(404, "no such item")
+    with Reader(data_dir) as reader:
+        found = find_item(reader, credit_id, day)
+    if found is None:
+        raise HTTPException(404, "no such item")
+    log = actions.of_item(data_dir, actions.ItemKey(credit_id, day))
+    for entry in log:
+        entry["values"] = json.loads(entry["payload"])
+    return render(
+        "item.html",
+        item=found,
+        log=log,
+        resolutions=RESOLUTIONS,
+        notice=_notice(dict(request.query_params)),
+        back=str(request.query_params.get("back") or ""),
+    )
+
+
+# The right first, then where the form came from, as for resolving exceptions.
+@router.post(
+    "/items/act",
+    dependencies=[Depends(requires_resolver), Depends(requires_same_site)],
+)
+def act_on_item(
+    request: Request,
+    user: GetUserDep,
+    data_dir: DataDirDep,
+    item: Annotated[str, Form()] = "",
+    action: Annotated[str, Form()] = "",
+    to: Annotated[str, Form()] = "",
+    on: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+    resolution: Annotated[str, Form()] = "",
+    check_number: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
+    page: Annotated[str, Form()] = "list",
+):
+    from auto_refunds.worklist import actions, resolutions
+    from auto_refunds.worklist.queries import Reader
+    from auto_refunds.worklist.queries import item as find_item
+
+    # credit_id|first_seen|version: the item and its last action as the page showed them.
+    parts = item.split("|")
+    if len(parts) < 3 or not parts[-1].isdigit() or not parts[-2]:
+        raise HTTPException(400, "not an item")
+    credit_id, day, version = "|".join(parts[:-2]), _date(parts[-2], None), int(parts[-1])
+    with Reader(data_dir) as reader:
+        found = find_item(reader, credit_id, day)
+    if found is None:
+        raise HTTPException(400, "no such item")
+    latest = resolutions.ExceptionKey(
+        found["last_seen"],
+        found["source"],
+        found["credit_id"],
+        found["reason_code"],
+        found["refund_id"] or "",
+    )
+    values = {"to": to, "on": on, "note": note, "resolution": resolution}
+    values["check_number"] = check_number
+    try:
+        actions.act(
+            data_dir,
+            actions.ItemKey(credit_id, day),
+            action,
+            values,
+            user.get_name(),
+            version,
+            exception=latest,
+            resolved=found["status"] == "RESOLVED",
+        )
+    except actions.StaleItem as error:
+        raise HTTPException(409, f"Not recorded: this item was {error}") from None
+    except actions.ActionError as error:
+        raise HTTPException(400, str(error)) from None
+    base = request.scope.get("root_path", "").rstrip("/")
+    query = back.lstrip("?") if back and "\n" not in back else ""
+    query = "&".join(p for p in query.split("&") if p and not p.startswith(("done=", "count=")))
+    if page == "item":
+        target = f"{base}/items/{quote(credit_id, safe='')}/{day}?done=acted&count=1"
+    else:
+        target = f"{base}/items?{query}{'&' if query else ''}done=acted&count=1"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/exceptions", response_class=HTMLResponse)
