@@ -130,7 +130,7 @@ _INPUTS = {
 }
 
 _STEPS = """
-create or replace temp table item_rows as
+create or replace temp table item_wide as
 with snapshot_days as (
     select as_of_date as day, row_number() over (order by as_of_date) as k
     from (select distinct as_of_date from in_snapshot_days)
@@ -200,10 +200,18 @@ numbered as (
         and e.credit_id = r.credit_id and e.reason_code = r.reason_code
         and e.refund_id = r.refund_id
     left join next_close as c on e.credit_id = c.credit_id and e.as_of_date = c.as_of_date
-),
-changes as (
+)
+select * from numbered;
+
+-- The windows run on the columns they need alone (they sort what they carry), then the rows
+-- get their own columns back.
+create or replace temp table item_rows as
+with changes as (
     select
-        *,
+        credit_id,
+        n,
+        as_of_date,
+        resolution_order,
         coalesce((reason_code, credit_amount) is distinct from (
             lag(reason_code) over w, lag(credit_amount) over w
         ), true) as new_problem,
@@ -212,7 +220,7 @@ changes as (
             lag(refund_id) over w
         ) as changed,
         lag(closes_on) over w as previous_closes_on
-    from numbered
+    from item_wide
     window w as (partition by credit_id order by n)
 ),
 problems as (
@@ -240,15 +248,25 @@ opens as (
 items as (
     select *, sum(opens::integer) over (partition by credit_id order by n) as item
     from opens
+),
+resolving as (
+    select
+        credit_id,
+        n,
+        changed,
+        opens,
+        item,
+        -- A later resolution of the item's rows replaces the one in force only if recorded
+        -- later.
+        resolution_order > coalesce(max(resolution_order) over (
+            partition by credit_id, item order by n
+            rows between unbounded preceding and 1 preceding
+        ), -1) as resolves
+    from items
 )
-select
-    *,
-    -- A later resolution of the item's rows replaces the one in force only if recorded later.
-    resolution_order > coalesce(max(resolution_order) over (
-        partition by credit_id, item order by n
-        rows between unbounded preceding and 1 preceding
-    ), -1) as resolves
-from items;
+select w.*, r.changed, r.opens, r.item, r.resolves
+from item_wide as w
+inner join resolving as r on w.credit_id = r.credit_id and w.n = r.n;
 
 create or replace temp table built_items as
 with spans as (
@@ -582,7 +600,14 @@ def rebuild(con, data_dir: Path) -> int:
     )
     os.chmod(building, 0o640)
     os.replace(building, target)
-    for name in ("item_rows", "built_items", "worked_items", "built_history", "in_resolutions"):
+    for name in (
+        "item_wide",
+        "item_rows",
+        "built_items",
+        "worked_items",
+        "built_history",
+        "in_resolutions",
+    ):
         con.execute(f"drop table if exists {name}")
     log.info("Work items rebuilt: %s items", count)
     return count
