@@ -145,6 +145,17 @@ def test_an_action_on_an_item_someone_else_changed_since_is_refused_with_who_and
     act(data_dir, "follow_up", version=actions.fold(actions.of_item(data_dir, ITEM)).version)
 
 
+def test_a_resolution_made_on_the_exceptions_page_since_makes_the_page_stale(data_dir):
+    """The item's latest exception resolved by someone else after the page loaded (id 0: none
+    then) refuses the action; the page loaded after it (its id) lets it through."""
+    resolutions.record(data_dir, [LATEST], "KEPT_AS_CREDIT", "", "lead", now=T[1])
+    with pytest.raises(actions.StaleItem) as refused:
+        actions.act(data_dir, ITEM, "note", {"note": "x"}, "clerk", 0, LATEST, seen_resolution=0)
+    assert (refused.value.by, refused.value.at) == ("lead", T[1].isoformat())
+    (seen,) = [r["id"] for r in resolutions.of_credit(data_dir, "CR1")]
+    actions.act(data_dir, ITEM, "note", {"note": "x"}, "clerk", 0, LATEST, seen_resolution=seen)
+
+
 def test_the_items_page_shows_what_the_actions_say_and_my_items_with_follow_ups_due_on_top(
     data_dir,
 ):
@@ -260,16 +271,17 @@ def _client(server, user: str):
     )
 
 
-def _version(client, credit_id: str) -> int:
-    """The item's version as its page carries it in each form."""
+def _version(client, credit_id: str) -> str:
+    """The item's version and resolution as its page carries them in each form."""
     import re
 
     page = client.get(f"/auto-refunds/items/{credit_id}/{D1}")
     assert page.status_code == 200
-    return int(re.search(rf'name="item" value="{credit_id}\|{D1}\|(\d+)"', page.text).group(1))
+    pattern = rf'name="item" value="{credit_id}\|{D1}\|(\d+\|\d+)"'
+    return re.search(pattern, page.text).group(1)
 
 
-def _post(client, credit_id: str, version: int, action: str, **values):
+def _post(client, credit_id: str, version: str, action: str, **values):
     return client.post(
         "/auto-refunds/items/act",
         data={"item": f"{credit_id}|{D1}|{version}", "action": action, **values},
@@ -280,7 +292,7 @@ def test_a_clerk_works_an_item_from_the_pages(server):
     with _client(server, "clerk") as clerk:
         listed = clerk.get("/auto-refunds/items")
         assert listed.status_code == 200 and "assign to me" in listed.text
-        taken = _post(clerk, "CR1", 0, "take")
+        taken = _post(clerk, "CR1", "0|0", "take")
         assert taken.status_code == 303 and "done=acted" in taken.headers["location"]
         mine = clerk.get("/auto-refunds/items", params={"mine": "1"})
         assert "CR1" in mine.text and "CR2" not in mine.text
@@ -337,4 +349,4 @@ def test_a_viewer_may_not_act_on_items(server):
     with _client(server, "viewer") as viewer:
         page = viewer.get(f"/auto-refunds/items/CR2/{D1}")
         assert page.status_code == 200 and "Assign to me" not in page.text
-        assert _post(viewer, "CR2", 0, "take").status_code == 403
+        assert _post(viewer, "CR2", "0|0", "take").status_code == 403

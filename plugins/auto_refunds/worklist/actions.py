@@ -10,8 +10,9 @@ one transaction: the items' rebuild keeps reading resolutions only, and a resolv
 resolved while later dates report the same problem.
 
 Stale pages: a form carries the id of the item's last action as the person saw it
-(``version``). An action on an item whose last action since is someone else's is refused, with
-who and when, in the same transaction that would append it.
+(``version``) and that of the latest resolution of the item's latest exception (made here or on
+the exceptions page). An action on an item whose last action or resolution since is someone
+else's is refused, with who and when, in the same transaction that would append it.
 """
 
 from __future__ import annotations
@@ -194,6 +195,7 @@ def act(
     version: int,
     exception: resolutions.ExceptionKey | None = None,
     resolved: bool | None = None,
+    seen_resolution: int | None = None,
     now: dt.datetime | None = None,
 ) -> int:
     """Append one action on an item; returns its id.
@@ -203,6 +205,8 @@ def act(
     the page shows the item resolved (it may have been resolved on the exceptions page, outside
     this log); by default, whether its actions resolved it. A correction points at the item's
     resolve or correct entry in force (``corrects``), if its resolution came from this log.
+    seen_resolution: the id of the latest resolution of that exception as the page showed it (0:
+    none), so that a resolution made on the exceptions page since makes the page stale too.
     """
     payload = _payload(action, values, user)
     if action in ("resolve", "correct") and exception is None:
@@ -219,6 +223,21 @@ def act(
             state = fold(mine)
             if state.version != version and state.last_by != user:
                 raise StaleItem(state.last_by or "", state.last_at or "")
+            if seen_resolution is not None and exception is not None:
+                latest = con.execute(
+                    "select id, resolved_by, resolved_at from resolutions where as_of_date = ?"
+                    " and source = ? and credit_id = ? and reason_code = ? and refund_id = ?"
+                    " order by id desc limit 1",
+                    (
+                        exception.as_of_date.isoformat(),
+                        exception.source,
+                        exception.credit_id,
+                        exception.reason_code,
+                        exception.refund_id,
+                    ),
+                ).fetchone()
+                if latest and latest[0] != seen_resolution and latest[1] != user:
+                    raise StaleItem(latest[1], latest[2])
             is_resolved = state.resolution is not None if resolved is None else resolved
             corrects = None
             if action in ("correct", "reopen") and not is_resolved:

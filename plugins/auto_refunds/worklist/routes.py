@@ -314,11 +314,12 @@ def act_on_item(
     from auto_refunds.worklist.queries import Reader
     from auto_refunds.worklist.queries import item as find_item
 
-    # credit_id|first_seen|version: the item and its last action as the page showed them.
+    # credit_id|first_seen|version|resolution_seen, as the page showed them.
     parts = item.split("|")
-    if len(parts) < 3 or not parts[-1].isdigit() or not parts[-2]:
+    if len(parts) < 4 or not (parts[-1].isdigit() and parts[-2].isdigit()) or not parts[-3]:
         raise HTTPException(400, "not an item")
-    credit_id, day, version = "|".join(parts[:-2]), _date(parts[-2], None), int(parts[-1])
+    credit_id, day = "|".join(parts[:-3]), _date(parts[-3], None)
+    version, seen_resolution = int(parts[-2]), int(parts[-1])
     with Reader(data_dir) as reader:
         found = find_item(reader, credit_id, day)
     if found is None:
@@ -342,6 +343,7 @@ def act_on_item(
             version,
             exception=latest,
             resolved=found["status"] == "RESOLVED",
+            seen_resolution=seen_resolution,
         )
     except actions.StaleItem as error:
         raise HTTPException(409, f"Not recorded: this item was {error}") from None
