@@ -350,3 +350,77 @@ def test_a_viewer_may_not_act_on_items(server):
         page = viewer.get(f"/auto-refunds/items/CR2/{D1}")
         assert page.status_code == 200 and "Assign to me" not in page.text
         assert _post(viewer, "CR2", "0|0", "take").status_code == 403
+
+
+# -- refusals as pages of the app ---------------------------------------------------------
+
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def test_a_refused_action_is_a_page_with_the_form_as_typed_and_a_way_back(server):
+    with _client(server, "clerk") as clerk:
+        seen = _version(clerk, "CR2")
+        answer = clerk.post(
+            "/auto-refunds/items/act",
+            data={
+                "item": f"CR2|{D1}|{seen}",
+                "action": "resolve",
+                "resolution": "REFUNDED_BY_CHECK",
+                "note": "mailed Tuesday",
+                "page": "item",
+            },
+            headers=HTML,
+        )
+    assert answer.status_code == 400 and answer.headers["content-type"].startswith("text/html")
+    page = answer.text
+    assert 'id="problem"' in page and "check number" in page
+    assert 'value="mailed Tuesday"' in page
+    assert '<option value="REFUNDED_BY_CHECK" selected>' in page
+    assert f'href="/auto-refunds/items/CR2/{D1}" id="back"' in page
+    assert 'name="check_number"' in page and 'id="send-again"' in page
+
+
+def test_a_stale_forbidden_or_unknown_item_is_a_page_of_the_app(server):
+    with _client(server, "clerk") as clerk, _client(server, "lead") as lead:
+        seen = _version(clerk, "CR2")
+        assert _post(lead, "CR2", _version(lead, "CR2"), "note", note="called").status_code == 303
+        stale = clerk.post(
+            "/auto-refunds/items/act",
+            data={"item": f"CR2|{D1}|{seen}", "action": "note", "note": "my words", "page": "item"},
+            headers=HTML,
+        )
+        assert stale.status_code == 409 and "lead" in stale.text
+        assert 'value="my words"' in stale.text and 'id="back"' in stale.text
+        missing = clerk.get("/auto-refunds/items/NOPE/2026-03-02", headers=HTML)
+        assert missing.status_code == 404 and 'id="back"' in missing.text
+        assert "<html" in missing.text and "no such item" in missing.text
+    with _client(server, "viewer") as viewer:
+        forbidden = viewer.post(
+            "/auto-refunds/items/act",
+            data={"item": f"CR2|{D1}|0|0", "action": "take"},
+            headers=HTML,
+        )
+        assert forbidden.status_code == 403 and 'id="back"' in forbidden.text
+        assert "right to edit" in forbidden.text
+        # A client of the API keeps its JSON.
+        api = viewer.post(
+            "/auto-refunds/items/act",
+            data={"item": f"CR2|{D1}|0|0", "action": "take"},
+            headers={"Accept": "application/json"},
+        )
+        assert api.status_code == 403 and "detail" in api.json()
+
+
+def test_a_page_without_a_session_leads_to_the_login(server):
+    import httpx
+
+    with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+        for cookies in ({}, {"_token": "expired-or-forged"}):
+            answer = anonymous.get("/auto-refunds/items?status=all", headers=HTML, cookies=cookies)
+            assert answer.status_code == 303, answer.text[:200]
+            location = answer.headers["location"]
+            assert location.startswith("/api/v2/auth/login?next=")
+            assert "auto-refunds%2Fitems%3Fstatus%3Dall" in location
+        assert anonymous.get("/auto-refunds/items").status_code == 401
+        login = anonymous.get(location)
+        assert login.status_code in (302, 303, 307) and "/auth/" in login.headers["location"]

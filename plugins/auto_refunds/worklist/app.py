@@ -3,13 +3,18 @@
 The routes are ``routes.router``; what they depend on (the settings, the Airflow user and its
 rights, the cross-site check) are FastAPI dependencies in ``dependencies``. Every route depends on
 an Airflow user who may read the DAG: the app's dependency and the router's, one callable that
-runs once per request. Every answer carries the headers of ``SECURITY_HEADERS``.
+runs once per request. A refusal a browser asked for is a page of the app, and a page asked
+for without a session leads to Airflow's login (``errors``). Every answer carries the headers
+of ``SECURITY_HEADERS``.
 """
 
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
+from auto_refunds.worklist import errors
 from auto_refunds.worklist.dependencies import requires_reader
 from auto_refunds.worklist.routes import router
 
@@ -55,5 +60,7 @@ def create_app() -> FastAPI:
         openapi_url=None,
     )
     app.include_router(router)
+    app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.middleware("http")(_security_headers)
     return app
