@@ -338,3 +338,36 @@ def test_the_work_items_list_open_items_oldest_first_and_a_resolution_shows_at_o
         (r["credit_id"], r["resolution"], r["resolved_by"]) for r in resolved.rows
     }
     assert counts_after["open"] == counts["open"] - 1
+
+
+# -- what a clerk reads -------------------------------------------------------------------
+
+
+def test_money_and_counts_read_the_same_on_every_page():
+    from auto_refunds.worklist.rendering import money, templates, thousands
+
+    assert money("-1234.56") == "-$1,234.56" and money("-1234.5") == "-$1,234.50"
+    assert money("1234567.891") == "$1,234,567.89" and money("0") == "$0.00"
+    assert money(None) == "" and thousands(1234567) == "1,234,567" and thousands(7) == "7"
+    env = templates()
+    assert env.filters["money"] is env.filters["dollars"] is money
+
+
+def test_every_reason_code_the_models_emit_has_a_label_and_a_next_step():
+    import re
+    from pathlib import Path
+
+    from auto_refunds.worklist.reasons import REASONS, next_step, reason_label
+
+    sql = Path(__file__).parent.parent / "include" / "sql"
+    eligibility = (sql / "marts" / "tickler_refund_exceptions.expectations.yml").read_text()
+    listed = re.search(r"reason_code not in \(([^)]*)\)", eligibility).group(1)
+    codes = set(re.findall(r"'([A-Z_]+)'", listed))
+    reconciliation = (sql / "marts" / "tickler_reconciliation_exceptions.sql").read_text()
+    mapped = re.search(r"case[^;]*?end as reason_code", reconciliation, re.S).group(0)
+    codes |= set(re.findall(r"then '([A-Z_]+)'", mapped))
+    assert len(codes) >= 12, codes
+    assert codes <= set(REASONS), codes - set(REASONS)
+    for code in codes:
+        assert reason_label(code) != code and next_step(code).endswith(".")
+    assert reason_label("SOMETHING_NEW") == "SOMETHING_NEW" and next_step(None) == ""

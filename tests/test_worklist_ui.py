@@ -135,7 +135,7 @@ def test_a_resolution_posted_from_another_site_is_refused(server):
 
 def _count(html: str, marker: str) -> int:
     start = html.index(marker) + len(marker)
-    return int(html[start:].split("<", 1)[0].split()[0])
+    return int(html[start:].split("<", 1)[0].split()[0].replace(",", ""))
 
 
 def test_the_work_items_page_lists_open_items_and_resolves_one(server):
@@ -206,7 +206,7 @@ def test_a_billing_clerk_works_the_queue_in_a_real_browser(server, worklist):
             view.locator('select[name="reason"]').select_option("NO_MATCHING_TRANSACTION")
             view.get_by_role("button", name="Filter").click()
             expect(view.locator("#queue tbody tr").first).to_contain_text("NO_MATCHING_TRANSACTION")
-            reasons = view.locator("#queue tbody tr td:nth-child(7)").all_inner_texts()
+            reasons = view.locator("#queue tbody tr td:nth-child(7) .code").all_inner_texts()
             assert reasons and set(reasons) == {"NO_MATCHING_TRANSACTION"}
             count_before = int(view.locator("#row-count").inner_text().split()[0])
             page.screenshot(path=str(SHOTS / "2-exceptions-filtered.png"), full_page=True)

@@ -42,7 +42,7 @@ router = APIRouter(dependencies=[Depends(requires_reader), Depends(refuses_card_
 # The banner a page shows after an action: a known code of the address maps to a fixed text, so
 # a link made elsewhere cannot put words of its own in the worklist's mouth.
 NOTICES = {
-    "resolved": "{count} exception{s} marked resolved.",
+    "resolved": "{count:,} exception{s} marked resolved.",
     "acted": "Done: the item's action is recorded.",
 }
 _COUNT_MAX = 100_000
