@@ -317,7 +317,7 @@ def _items_view(reader: Reader) -> str:
             case when i.status = 'OPEN' then r.resolved_by else i.resolved_by end as resolved_by,
             case when i.status = 'OPEN' then r.resolved_at else i.resolved_at end as resolved_at
         ),
-        coalesce(r.id, 0) as resolution_seen
+        coalesce(r.id, 0) as resolution_seen, r.note as resolution_note
         from {source} as i left join resolution_rows as r
             on r.as_of_date::date = i.last_seen and r.source = i.source
             and r.credit_id = i.credit_id and r.reason_code = i.reason_code

@@ -31,6 +31,7 @@ def templates():
     env.filters["money"] = money
     env.filters["dollars"] = money
     env.filters["thousands"] = thousands
+    env.filters["when"] = when
     env.globals["reason_label"] = reason_label
     env.globals["next_step"] = next_step
     return env
@@ -43,6 +44,17 @@ def money(value) -> str:
         return ""
     amount = Decimal(value)
     return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
+
+
+def when(value):
+    """A moment (kept in UTC): a ``<time>`` the pages' script shows in the person's timezone (the
+    one chosen in Airflow's UI, else the browser's); without the script, in UTC, saying so."""
+    from markupsafe import Markup, escape
+
+    if value is None or value == "":
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return Markup('<time datetime="{0}">{0} UTC</time>').format(escape(text))
 
 
 def thousands(value) -> str:

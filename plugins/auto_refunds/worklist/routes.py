@@ -96,7 +96,8 @@ def overview(render: Render, data_dir: DataDirDep, date: str | None = None):
     with Reader(data_dir) as reader:
         dates = reader.dates()
         day = _date(date, dates[-1] if dates else None)
-        facts = facts_of.of_date(reader, day) if day else None
+        # A date nothing was published for says so, rather than a page of zeros.
+        facts = facts_of.of_date(reader, day) if day in dates else None
         items_now = item_counts(reader, dt.date.today())
     chart_html = []
     if facts:
@@ -154,8 +155,10 @@ def _queue_page(kind: str, template: str, request: Request, render: Render, data
     # The notice is of this answer alone: not carried into links, the CSV or the next form.
     params = {k: v for k, v in params.items() if k not in ("done", "count")}
     with Reader(data_dir) as reader:
-        filters = _filters(kind, params, reader.dates())
+        dates = reader.dates()
+        filters = _filters(kind, params, dates)
         page = reader.page(kind, filters)
+    published = [d for d in dates if filters.start <= d <= filters.end]
 
     def link(**changes) -> str:
         merged = {k: v for k, v in params.items() if v} | {
@@ -173,6 +176,8 @@ def _queue_page(kind: str, template: str, request: Request, render: Render, data
         page_sizes=PAGE_SIZES,
         resolutions=RESOLUTIONS,
         notice=notice,
+        published=published,
+        latest=dates[-1] if dates else None,
         back=urlencode(params),
         csv_query=urlencode({k: v for k, v in params.items() if v and k not in ("page",)}),
     )
