@@ -16,7 +16,8 @@ The nightly Auto-Refunds run for date **D** (the run's logical date).
    records the refunds in the ledger and replaces D's partition of the ticklers. It emits the
    refund-file Asset that starts `refund_reconciliation`.
 5. **refresh_worklist** writes the worklist's snapshot of D (the Parquet files its pages read)
-   from the warehouse as published; a retry writes it again whole.
+   from the warehouse as published, and rebuilds the work items (`main.tickler_items`); a retry
+   writes them again whole.
 
 Runs of several dates may be active together (a backfill beside the scheduled run): publish
 checks that D's decision is still the one the warehouse would make now, and decides again, audited,

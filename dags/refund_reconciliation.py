@@ -26,7 +26,8 @@ or by hand / `airflow dags test refund_reconciliation D` (then the logical date 
 6. **publish** moves the ledger forward, replaces D's RECONCILIATION exceptions and postings in
    one transaction, then writes `outbox/imagineone/payment_postings_YYYYMMDD.csv` atomically.
 7. **refresh_worklist** writes the worklist's snapshot of D (the Parquet files its pages read)
-   from the warehouse as published; a retry writes it again whole.
+   from the warehouse as published, and rebuilds the work items (`main.tickler_items`); a retry
+   writes them again whole.
 8. **reconcile_later_dates** does what step 2 does for the dates after D. Steps 2 and 8 reconcile
    each date by steps 3 to 7, its snapshot included. Steps 7 and 8 both follow the publish and
    neither waits for the other: D's snapshot holds D's rows only, which no other date's

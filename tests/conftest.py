@@ -135,6 +135,9 @@ TIERS: dict[str, frozenset[str]] = {
         "test_warehouse.py": {"scenario"},
         "test_worklist.py": {"scenario"},
         "test_worklist_ui.py": {"browser", "slow"},
+        "test_worklist_security.py": {"scenario", "slow"},  # an API server, no browser
+        "test_work_item_actions.py": {"scenario"},  # the store and queries; the pages below
+        "test_work_items.py": {"unit"},  # the items' function; its pipeline scenario below
         "distributed/test_distributed.py": {"distributed", "slow"},
     }.items()
 }
@@ -145,6 +148,11 @@ TEST_TIERS: dict[str, dict[str, frozenset[str]]] = {
         "test_auto_refunds_end_to_end_with_a_rerun_and_a_backfill": frozenset({"scenario", "slow"}),
         "test_a_run_with_a_missing_file_fails": frozenset({"scenario"}),
         "test_the_money_loop_end_to_end_over_several_days": frozenset({"scenario", "slow"}),
+    },
+    "test_work_items.py": {
+        "test_items_over_several_dates_through_the_pipeline_whatever_order_the_dates_ran_in": (
+            frozenset({"scenario"})
+        ),
     },
     # Pure functions in modules of runs.
     "test_reconcile_from_state.py": {

@@ -98,7 +98,7 @@ def test_the_snapshot_files_have_the_columns_and_types_of_their_empty_frames(wor
     assert tuple(f.name for f in dataclasses.fields(resolutions.ExceptionKey)) == (
         columns.EXCEPTION_KEY
     )
-    with closing(resolutions._connect(data_dir)) as store:
+    with closing(resolutions.connect(data_dir)) as store:
         table = [row[1] for row in store.execute("pragma table_info(resolutions)")]
     assert tuple(table) == resolutions.COLUMNS
     with Reader(data_dir) as reader:
@@ -292,3 +292,82 @@ def test_the_plugin_imports_nothing_heavy_where_airflow_loads_it():
         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
     ).stdout.split("\n")
     assert out[:2] == ["[]", "Auto-Refunds"]
+
+
+def test_the_work_items_list_open_items_oldest_first_and_a_resolution_shows_at_once(worklist):
+    """The refresh after each publish rebuilt the items; the pages read them with the
+    resolutions recorded since (an open item resolved now is resolved on the page at once)."""
+    from decimal import Decimal
+
+    from auto_refunds.worklist.items import items_file
+    from auto_refunds.worklist.queries import ItemFilters, item_counts, items_page
+
+    data_dir, dates = worklist
+    assert items_file(data_dir).is_file()
+    today = dates[-1]
+    with Reader(data_dir) as reader:
+        page = items_page(reader, ItemFilters(page_size=250), today)
+        counts = item_counts(reader, today)
+        everything = items_page(reader, ItemFilters(status="all", page_size=250), today)
+    assert page.rows and {r["status"] for r in page.rows} == {"OPEN"}
+    assert [r["first_seen"] for r in page.rows] == sorted(r["first_seen"] for r in page.rows)
+    assert counts["open"] == page.total_rows and counts["open_amount"] == page.total_amount
+    assert isinstance(counts["open_amount"], Decimal)
+    # One item per credit and problem: a credit never has two open items.
+    open_credits = [r["credit_id"] for r in everything.rows if r["status"] == "OPEN"]
+    assert len(open_credits) == len(set(open_credits))
+
+    first = page.rows[0]
+    key = resolutions.ExceptionKey(
+        first["last_seen"],
+        first["source"],
+        first["credit_id"],
+        first["reason_code"],
+        first["refund_id"] or "",
+    )
+    resolutions.record(data_dir, [key], "KEPT_AS_CREDIT", "patient asked", "clerk")
+    with Reader(data_dir) as reader:
+        after = items_page(reader, ItemFilters(page_size=250), today)
+        resolved = items_page(reader, ItemFilters(status="resolved", page_size=250), today)
+        counts_after = item_counts(reader, today)
+    assert after.total_rows == page.total_rows - 1
+    assert (first["credit_id"], first["first_seen"]) not in {
+        (r["credit_id"], r["first_seen"]) for r in after.rows
+    }
+    assert (first["credit_id"], "KEPT_AS_CREDIT", "clerk") in {
+        (r["credit_id"], r["resolution"], r["resolved_by"]) for r in resolved.rows
+    }
+    assert counts_after["open"] == counts["open"] - 1
+
+
+# -- what a clerk reads -------------------------------------------------------------------
+
+
+def test_money_and_counts_read_the_same_on_every_page():
+    from auto_refunds.worklist.rendering import money, templates, thousands
+
+    assert money("-1234.56") == "-$1,234.56" and money("-1234.5") == "-$1,234.50"
+    assert money("1234567.891") == "$1,234,567.89" and money("0") == "$0.00"
+    assert money(None) == "" and thousands(1234567) == "1,234,567" and thousands(7) == "7"
+    env = templates()
+    assert env.filters["money"] is env.filters["dollars"] is money
+
+
+def test_every_reason_code_the_models_emit_has_a_label_and_a_next_step():
+    import re
+    from pathlib import Path
+
+    from auto_refunds.worklist.reasons import REASONS, next_step, reason_label
+
+    sql = Path(__file__).parent.parent / "include" / "sql"
+    eligibility = (sql / "marts" / "tickler_refund_exceptions.expectations.yml").read_text()
+    listed = re.search(r"reason_code not in \(([^)]*)\)", eligibility).group(1)
+    codes = set(re.findall(r"'([A-Z_]+)'", listed))
+    reconciliation = (sql / "marts" / "tickler_reconciliation_exceptions.sql").read_text()
+    mapped = re.search(r"case[^;]*?end as reason_code", reconciliation, re.S).group(0)
+    codes |= set(re.findall(r"then '([A-Z_]+)'", mapped))
+    assert len(codes) >= 12, codes
+    assert codes <= set(REASONS), codes - set(REASONS)
+    for code in codes:
+        assert reason_label(code) != code and next_step(code).endswith(".")
+    assert reason_label("SOMETHING_NEW") == "SOMETHING_NEW" and next_step(None) == ""

@@ -34,6 +34,8 @@ CHROMIUM_ARGS = [
 PAGES = [
     "/auto-refunds/",
     "/auto-refunds/?date=2026-03-02",
+    "/auto-refunds/items",
+    "/auto-refunds/items?status=all&sort=amount&dir=desc&overdue=1",
     "/auto-refunds/exceptions",
     "/auto-refunds/exceptions?start=2026-03-02&end=2026-03-03&status=all&sort=amount&dir=desc",
     "/auto-refunds/exceptions.csv?start=2026-03-02&end=2026-03-03",
@@ -131,6 +133,33 @@ def test_a_resolution_posted_from_another_site_is_refused(server):
         assert unknown.status_code == 400 and "no such exception" in unknown.text
 
 
+def _count(html: str, marker: str) -> int:
+    start = html.index(marker) + len(marker)
+    return int(html[start:].split("<", 1)[0].split()[0].replace(",", ""))
+
+
+def test_the_work_items_page_lists_open_items_and_resolves_one(server):
+    headers = _bearer(server, "clerk")
+    with httpx.Client(base_url=server.url, timeout=60, headers=headers) as client:
+        page = client.get("/auto-refunds/items").text
+        open_items = _count(page, '<span id="row-count">')
+        assert open_items > 0 and '<span class="badge">open</span>' in page
+        assert '<span class="badge">closed</span>' not in page
+        assert _count(client.get("/auto-refunds/").text, 'id="items-open">') == open_items
+        marker = 'name="key" value="'
+        start = page.index(marker) + len(marker)
+        key = page[start : page.index('"', start)].replace("&#124;", "|")
+        answer = client.post(
+            "/auto-refunds/exceptions/resolve",
+            data={"key": key, "resolution": "KEPT_AS_CREDIT", "note": "", "to": "items"},
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"].startswith("/auto-refunds/items?")
+        after = client.get(answer.headers["location"]).text
+        assert '<p class="notice" id="notice">1 exception marked resolved.</p>' in after
+        assert _count(after, '<span id="row-count">') == open_items - 1
+
+
 def _frame(page):
     page.wait_for_selector("iframe", timeout=60_000)
     return page.frame_locator("iframe").first
@@ -177,7 +206,7 @@ def test_a_billing_clerk_works_the_queue_in_a_real_browser(server, worklist):
             view.locator('select[name="reason"]').select_option("NO_MATCHING_TRANSACTION")
             view.get_by_role("button", name="Filter").click()
             expect(view.locator("#queue tbody tr").first).to_contain_text("NO_MATCHING_TRANSACTION")
-            reasons = view.locator("#queue tbody tr td:nth-child(7)").all_inner_texts()
+            reasons = view.locator("#queue tbody tr td:nth-child(7) .code").all_inner_texts()
             assert reasons and set(reasons) == {"NO_MATCHING_TRANSACTION"}
             count_before = int(view.locator("#row-count").inner_text().split()[0])
             page.screenshot(path=str(SHOTS / "2-exceptions-filtered.png"), full_page=True)
@@ -317,3 +346,100 @@ def _an_open_exception(client, day: dt.date) -> str:
     marker = 'name="key" value="'
     start = page.text.index(marker) + len(marker)
     return page.text[start : page.text.index('"', start)].replace("&#124;", "|")
+
+
+def _inside(box, width: int, height: int) -> bool:
+    return (
+        box is not None
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= width
+        and box["y"] + box["height"] <= height
+    )
+
+
+def test_the_lists_fit_a_laptop_and_a_phone_and_follow_airflows_theme(server):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 800})
+            context.add_cookies(
+                [{"name": "_token", "value": server.token("clerk"), "url": server.url}]
+            )
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            # At 1280x800 the first row's status, note, assignee and reason are on screen.
+            for path, cells in (
+                ("/auto-refunds/items?status=all", ("status", "assigned", "note", "reason")),
+                ("/auto-refunds/exceptions?status=all", ("status", "note", "reason")),
+            ):
+                page.goto(server.url + path)
+                row = page.locator("table.queue tbody tr").first
+                for cell in cells:
+                    box = row.locator(f"td.{cell}").bounding_box()
+                    assert _inside(box, 1280, 800), (path, cell, box)
+                assert row.locator("td.detail details").count() in (0, 1)
+            # At 400 px wide nothing runs off the side and the main actions are reachable.
+            page.set_viewport_size({"width": 400, "height": 800})
+            page.goto(server.url + "/auto-refunds/items")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 400
+            for target in (
+                page.get_by_role("button", name="Filter"),
+                page.locator("table.queue tbody tr").first.locator("a.work"),
+                page.locator("#resolve"),
+            ):
+                target.scroll_into_view_if_needed()
+                box = target.bounding_box()
+                assert box and box["x"] >= 0 and box["x"] + box["width"] <= 400, box
+            # Airflow's dark theme, kept in its localStorage, is the pages' too.
+            assert page.evaluate("document.documentElement.dataset.theme") in ("light", "dark")
+            page.evaluate("localStorage.setItem('theme', 'dark')")
+            page.reload()
+            assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+            background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+            assert background == "rgb(17, 24, 39)", background
+            page.evaluate("localStorage.setItem('theme', 'light')")
+            page.reload()
+            assert page.evaluate("document.documentElement.dataset.theme") == "light"
+        finally:
+            browser.close()
+
+
+def test_a_refused_resolution_comes_back_as_a_page_with_the_ticked_rows(server):
+    html = {"Accept": "text/html", "Origin": server.url}
+    token = server.token("clerk")
+    with httpx.Client(base_url=server.url, timeout=60, cookies={"_token": token}) as client:
+        page = client.get("/auto-refunds/exceptions").text
+        marker = 'name="key" value="'
+        start = page.index(marker) + len(marker)
+        key = page[start : page.index('"', start)].replace("&#124;", "|")
+        answer = client.post(
+            "/auto-refunds/exceptions/resolve",
+            data={"key": key, "resolution": "OTHER", "note": "", "back": "status=open&size=50"},
+            headers=html,
+        )
+        assert answer.status_code == 400 and "<html" in answer.text
+        assert "needs a note" in answer.text or "note" in answer.text
+        assert f'name="key" value="{key}" checked' in answer.text.replace("&#124;", "|")
+        assert '<option value="OTHER" selected>' in answer.text
+        assert 'href="/auto-refunds/exceptions?status=open&amp;size=50" id="back"' in answer.text
+        bad_date = client.get("/auto-refunds/exceptions?start=2026-13-01", headers=html)
+        assert bad_date.status_code == 400 and "YYYY-MM-DD" in bad_date.text
+        assert 'id="back"' in bad_date.text and "<html" in bad_date.text
+        api = client.get("/auto-refunds/exceptions?start=2026-13-01")
+        assert api.status_code == 400 and "date" in api.json()["detail"]
+
+
+def test_a_date_with_nothing_published_says_so(server):
+    early = "2020-01-01"
+    with httpx.Client(base_url=server.url, timeout=60, headers=_bearer(server, "viewer")) as client:
+        overview = client.get("/auto-refunds/", params={"date": early}).text
+        assert f"Nothing was published for {early}" in overview
+        assert "Overview of" not in overview
+        for path in ("/auto-refunds/exceptions", "/auto-refunds/refunds-due"):
+            page = client.get(path, params={"start": early, "end": early}).text
+            assert f'id="empty">Nothing was published for {early}.' in page, path

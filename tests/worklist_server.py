@@ -62,11 +62,19 @@ def _free_port() -> int:
 
 
 class ApiServer:
-    def __init__(self, airflow_home: Path, data_dir: Path, log_path: Path):
+    def __init__(
+        self,
+        airflow_home: Path,
+        data_dir: Path,
+        log_path: Path,
+        users: tuple[tuple[str, str, str], ...] = USERS,
+        env_extra: dict[str, str] | None = None,
+    ):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.users = users
         (airflow_home / "simple_auth_manager_passwords.json.generated").write_text(
-            json.dumps({user: password for user, _, password in USERS})
+            json.dumps({user: password for user, _, password in users})
         )
         env = dict(os.environ)
         env.update(
@@ -75,11 +83,12 @@ class ApiServer:
             AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=",".join(
-                f"{user}:{role}" for user, role, _ in USERS
+                f"{user}:{role}" for user, role, _ in users
             ),
             AUTO_REFUNDS_DATA_DIR=str(data_dir),
             PYTHONPATH=str(REPO / "plugins"),
         )
+        env.update(env_extra or {})
         self.log = open(log_path, "wb")  # noqa: SIM115 - open while the server runs
         self.process = subprocess.Popen(
             [
@@ -111,7 +120,7 @@ class ApiServer:
         raise TimeoutError(f"the API server did not answer within {timeout} s")
 
     def token(self, user: str) -> str:
-        password = {name: pw for name, _, pw in USERS}[user]
+        password = {name: pw for name, _, pw in self.users}[user]
         request = urllib.request.Request(
             self.url + "/auth/token",
             data=json.dumps({"username": user, "password": password}).encode(),

@@ -10,6 +10,7 @@ import logging
 import sys
 import traceback
 from typing import Any
+from urllib.parse import unquote_plus
 
 from auto_refunds.card_numbers import mask, mask_value
 
@@ -143,3 +144,64 @@ def install_log_filter() -> None:
                 handler.addFilter(_FILTER)
             if isinstance(handler.formatter, structlog.stdlib.ProcessorFormatter):
                 handler.formatter.processors = _insert_before_renderer(handler.formatter.processors)
+
+
+def mask_address(text: str) -> str:
+    """A request's path or query as an access log writes it, with its card numbers masked.
+
+    An address carries a number grouped by spaces as ``+`` or ``%20``, which ``mask`` alone would
+    not see: the text is decoded to look, and written decoded only when it held one."""
+    decoded = unquote_plus(text)
+    masked = mask(decoded)
+    return text if masked == decoded else masked
+
+
+def mask_access_event(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """A structlog processor for access log events (Airflow's ``http.access``: path and query
+    as fields)."""
+    for name in ("path", "query"):
+        if isinstance(event_dict.get(name), str):
+            event_dict[name] = mask_address(event_dict[name])
+    return event_dict
+
+
+class AccessLogFilter(logging.Filter):
+    """Masks the card numbers of uvicorn's access log records, whose args are a tuple the
+    access formatter unpacks (so ``CardNumberFilter``'s formatting in place would break it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                mask_address(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+_ACCESS_FILTER = AccessLogFilter()
+
+
+def install_access_log_masking() -> None:
+    """Masks card numbers in what the API server logs, its access log included. Idempotent.
+
+    Airflow 3.3's API server logs each request through its own middleware, as a structlog event
+    (``http.access``, the path and query as fields) and turns uvicorn's access log off; uvicorn's
+    ``uvicorn.access`` logger is filtered too, for a server run with its own log config. Besides,
+    everything ``install_log_filter`` covers."""
+    import structlog
+
+    install_log_filter()
+    processors = structlog.get_config()["processors"]
+    if mask_access_event not in processors:
+        processors.insert(max(len(processors) - 1, 0), mask_access_event)
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        if (
+            isinstance(formatter, structlog.stdlib.ProcessorFormatter)
+            and mask_access_event not in formatter.processors
+        ):
+            chain = list(formatter.processors)
+            chain.insert(max(len(chain) - 1, 0), mask_access_event)
+            formatter.processors = chain
+    access = logging.getLogger("uvicorn.access")
+    if _ACCESS_FILTER not in access.filters:
+        access.addFilter(_ACCESS_FILTER)

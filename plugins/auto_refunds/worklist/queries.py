@@ -243,3 +243,137 @@ class Reader:
                 if (k.source, k.credit_id, k.reason_code, k.refund_id) not in present
             ]
         return missing
+
+
+ITEM_STATUSES = ("open", "resolved", "closed", "all")
+# Most overdue first, then the oldest: what needs a person soonest. Every sort ends on the key.
+ITEM_SORTS = {
+    "due": "due_on is null, due_on, first_seen",
+    "age": "first_seen",
+    "amount": "credit_amount",
+    "credit": "credit_id",
+    "reason": "reason_code",
+}
+
+
+@dataclass
+class ItemFilters:
+    status: str = "open"
+    client: str = ""
+    reason: str = ""
+    overdue: bool = False
+    sort: str = "due"
+    descending: bool = False
+    page: int = 1
+    page_size: int = PAGE_SIZES[0]
+    assignee: str = ""
+
+    def where(self, today: dt.date) -> tuple[str, list]:
+        clauses, params = ["true"], []
+        if self.assignee:
+            clauses.append("assigned_to = ?")
+            params.append(self.assignee)
+        if self.status != "all":
+            clauses.append("status = ?")
+            params.append(self.status.upper())
+        if self.client:
+            clauses.append("client_id = ?")
+            params.append(self.client)
+        if self.reason:
+            clauses.append("reason_code = ?")
+            params.append(self.reason)
+        if self.overdue:
+            clauses.append("status = 'OPEN' and due_on < ?")
+            params.append(today)
+        return " and ".join(clauses), params
+
+    def order_by(self, today: dt.date) -> str:
+        way = "desc" if self.descending else "asc"
+        columns = ", ".join(f"{c.strip()} {way}" for c in ITEM_SORTS[self.sort].split(","))
+        # An open item whose follow-up date has come is back on top, whatever the sort.
+        due = f"status = 'OPEN' and follow_up_on <= date '{today.isoformat()}'"
+        return f"({due}) is true desc, {columns}, credit_id, first_seen"
+
+
+def _items_view(reader: Reader) -> str:
+    """View ``work_items``: the items of the last refresh, an open one shown resolved at once
+    when its latest exception row got a resolution since (the next refresh makes it so), with
+    what people's actions say now (assignee, follow-up, reopened; ``version``)."""
+    from auto_refunds.worklist import actions, items
+
+    path = items.items_file(reader.data_dir)
+    if path.is_file():
+        source = "read_parquet('" + str(path).replace("'", "''") + "')"
+    else:
+        typed = ", ".join(f"null::{t} as {n}" for n, t in items.COLUMNS)
+        source = f"(select {typed} where false)"
+    reader.resolved_exceptions(dt.date.min, dt.date.max)
+    reader.con.execute(
+        f"""create or replace temp view items_resolved_now as
+        select i.* replace (
+            case when i.status = 'OPEN' and r.resolution is not null
+                then 'RESOLVED' else i.status end as status,
+            case when i.status = 'OPEN' then r.resolution else i.resolution end as resolution,
+            case when i.status = 'OPEN' then r.resolved_by else i.resolved_by end as resolved_by,
+            case when i.status = 'OPEN' then r.resolved_at else i.resolved_at end as resolved_at
+        ),
+        coalesce(r.id, 0) as resolution_seen, r.note as resolution_note
+        from {source} as i left join resolution_rows as r
+            on r.as_of_date::date = i.last_seen and r.source = i.source
+            and r.credit_id = i.credit_id and r.reason_code = i.reason_code
+            and r.refund_id = coalesce(i.refund_id, '')"""
+    )
+    reader.con.register("item_states", actions.states_table(reader.data_dir))
+    reader.con.execute(
+        "create or replace temp view work_items as "
+        + actions.overlay("items_resolved_now", "item_states")
+    )
+    return "work_items"
+
+
+def items_page(reader: Reader, filters: ItemFilters, today: dt.date) -> Page:
+    view = _items_view(reader)
+    where, params = filters.where(today)
+    total_rows, total_amount = reader.con.execute(
+        f"select count(*), coalesce(sum(credit_amount), 0) from {view} where {where}", params
+    ).fetchone()
+    pages = max(1, -(-total_rows // filters.page_size))
+    filters.page = min(max(1, filters.page), pages)
+    cursor = reader.con.execute(
+        f"select *, status = 'OPEN' and due_on < ? as overdue from {view} where {where}"
+        f" order by {filters.order_by(today)} limit {filters.page_size}"
+        f" offset {(filters.page - 1) * filters.page_size}",
+        [today, *params],
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    options = {
+        "clients": reader._distinct(view, "client_id"),
+        "reasons": reader._distinct(view, "reason_code"),
+    }
+    return Page(rows, total_rows, total_amount, filters, options)
+
+
+def item(reader: Reader, credit_id: str, first_seen: dt.date) -> dict | None:
+    """One item as the pages show it, or None."""
+    view = _items_view(reader)
+    cursor = reader.con.execute(
+        f"select * from {view} where credit_id = ? and first_seen = ?", [credit_id, first_seen]
+    )
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    return dict(zip(names, row, strict=True)) if row else None
+
+
+def item_counts(reader: Reader, today: dt.date) -> dict:
+    """Open and overdue items now, and their amounts."""
+    view = _items_view(reader)
+    row = reader.con.execute(
+        f"""select count(*) filter (where status = 'OPEN'),
+            coalesce(sum(credit_amount) filter (where status = 'OPEN'), 0),
+            count(*) filter (where status = 'OPEN' and due_on < ?),
+            coalesce(sum(credit_amount) filter (where status = 'OPEN' and due_on < ?), 0)
+        from {view}""",
+        [today, today],
+    ).fetchone()
+    return dict(zip(("open", "open_amount", "overdue", "overdue_amount"), row, strict=True))

@@ -1,5 +1,6 @@
-"""The worklist's HTML: its Jinja templates, their money filters, and the ``Render`` dependency
-that renders a page with what every page shows (the user, the dates, the navigation)."""
+"""The worklist's HTML: its Jinja templates, their filters (money, counts; the reasons' labels),
+and the ``Render`` dependency that renders a page with what every page shows (the user, the
+dates, the navigation)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from auto_refunds.worklist.dependencies import DataDirDep, MayResolveDep
+from auto_refunds.worklist.reasons import next_step, reason_label
 
 HERE = Path(__file__).parent
 
@@ -27,19 +29,39 @@ def templates():
         undefined=jinja2.StrictUndefined,
     )
     env.filters["money"] = money
-    env.filters["dollars"] = dollars
+    env.filters["dollars"] = money
+    env.filters["thousands"] = thousands
+    env.filters["when"] = when
+    env.globals["reason_label"] = reason_label
+    env.globals["next_step"] = next_step
     return env
 
 
 def money(value) -> str:
+    """Every amount of every page: ``$1,234.56``, ``-$1,234.56``; nothing for no amount. Shown
+    with the sign the data carries (a credit_amount is positive: what is owed back)."""
     if value is None or value == "":
         return ""
-    return f"{Decimal(value):,.2f}"
-
-
-def dollars(value) -> str:
-    amount = Decimal(value or 0)
+    amount = Decimal(value)
     return f"{'-' if amount < 0 else ''}${abs(amount):,.2f}"
+
+
+def when(value):
+    """A moment (kept in UTC): a ``<time>`` the pages' script shows in the person's timezone (the
+    one chosen in Airflow's UI, else the browser's); without the script, in UTC, saying so."""
+    from markupsafe import Markup, escape
+
+    if value is None or value == "":
+        return ""
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return Markup('<time datetime="{0}">{0} UTC</time>').format(escape(text))
+
+
+def thousands(value) -> str:
+    """A count: ``12,345``."""
+    if value is None or value == "":
+        return ""
+    return f"{int(value):,}"
 
 
 class Renderer:

@@ -97,7 +97,7 @@ def path(data_dir: Path) -> Path:
     return data_dir / "worklist" / "resolutions.sqlite3"
 
 
-def _connect(data_dir: Path) -> sqlite3.Connection:
+def connect(data_dir: Path) -> sqlite3.Connection:
     file = path(data_dir)
     make_folder(file.parent)
     con = sqlite3.connect(file, timeout=10, isolation_level=None)
@@ -129,6 +129,19 @@ def record(
     if resolution == "OTHER" and not note:
         raise ResolutionError("a resolution 'Other' needs a note saying what was done")
     when = (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds")
+    with closing(connect(data_dir)) as con:
+        con.execute("begin immediate")
+        try:
+            count = insert(con, keys, resolution, note, user, when)
+        except BaseException:
+            con.execute("rollback")
+            raise
+        con.execute("commit")
+    return count
+
+
+def insert(con, keys: list[ExceptionKey], resolution: str, note: str, user: str, when: str):
+    """Append the resolutions inside the caller's transaction; returns how many."""
     rows = [
         (
             k.as_of_date.isoformat(),
@@ -143,18 +156,11 @@ def record(
         )
         for k in keys
     ]
-    with closing(_connect(data_dir)) as con:
-        con.execute("begin immediate")
-        try:
-            con.executemany(
-                "insert into resolutions (as_of_date, source, credit_id, reason_code, refund_id,"
-                " resolution, note, resolved_by, resolved_at) values (?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        except BaseException:
-            con.execute("rollback")
-            raise
-        con.execute("commit")
+    con.executemany(
+        "insert into resolutions (as_of_date, source, credit_id, reason_code, refund_id,"
+        " resolution, note, resolved_by, resolved_at) values (?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
     return len(rows)
 
 
@@ -162,7 +168,7 @@ def latest(data_dir: Path, start: dt.date, end: dt.date) -> list[tuple]:
     """The resolution in force of each exception of the dates from start to end."""
     if not path(data_dir).exists():
         return []
-    with closing(_connect(data_dir)) as con:
+    with closing(connect(data_dir)) as con:
         return con.execute(
             f"""select {", ".join(COLUMNS)} from resolutions where id in (
                 select max(id) from resolutions where as_of_date between ? and ?
@@ -175,7 +181,7 @@ def of_credit(data_dir: Path, credit_id: str) -> list[dict]:
     """Every resolution ever recorded for a credit, oldest first."""
     if not path(data_dir).exists():
         return []
-    with closing(_connect(data_dir)) as con:
+    with closing(connect(data_dir)) as con:
         rows = con.execute(
             f"select {', '.join(COLUMNS)} from resolutions where credit_id = ? order by id",
             [credit_id],

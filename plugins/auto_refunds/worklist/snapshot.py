@@ -88,7 +88,8 @@ def write(con, data_dir: Path, as_of: dt.date) -> tuple[Path, dict[str, int]]:
 
 def refresh(as_of: dt.date, settings: Settings | None = None) -> dict:
     """The pipeline step after a publish of D (daily or reconciliation): write the worklist
-    snapshot of D from the warehouse and make it current; returns what it wrote.
+    snapshot of D from the warehouse and make it current, then rebuild the work items of every
+    date (``items.rebuild``); returns what it wrote.
 
     Takes the warehouse like any step (``warehouse.connect``: the writer lock, waiting for a run
     that holds it). Idempotent: it copies whatever the warehouse holds for D now, so a retry, a
@@ -100,15 +101,19 @@ def refresh(as_of: dt.date, settings: Settings | None = None) -> dict:
     from auto_refunds.warehouse import connect
 
     settings = settings or Settings.from_env()
+    from auto_refunds.worklist import items
+
     with connect(settings, as_of) as con:
         path, rows = write(con, settings.data_dir, as_of)
+        # The work items depend on every date: rebuilt whole at each publish of any date.
+        item_count = items.rebuild(con, settings.data_dir)
     log.info(
         "Worklist snapshot of %s written: %s (%s)",
         as_of,
         path,
         ", ".join(f"{name} {count} rows" for name, count in rows.items()),
     )
-    return {"as_of_date": as_of.isoformat(), "path": str(path), "rows": rows}
+    return {"as_of_date": as_of.isoformat(), "path": str(path), "rows": rows, "items": item_count}
 
 
 def _prune(folder: Path, current: str) -> None:
@@ -179,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for day in days:
             print(write(con, settings.data_dir, day)[0])
+        from auto_refunds.worklist import items
+
+        print(f"{items.rebuild(con, settings.data_dir)} work items")
     return 0
 
 
