@@ -371,3 +371,125 @@ def test_every_reason_code_the_models_emit_has_a_label_and_a_next_step():
     for code in codes:
         assert reason_label(code) != code and next_step(code).endswith(".")
     assert reason_label("SOMETHING_NEW") == "SOMETHING_NEW" and next_step(None) == ""
+
+
+# -- where and when the refund file went ------------------------------------------------------
+
+
+def _page(template: str, data_dir, **context) -> str:
+    """A page as the worklist renders it (``rendering.Renderer``), without a server."""
+    from auto_refunds.worklist.rendering import templates
+
+    return (
+        templates()
+        .get_template(template)
+        .render(
+            base="",
+            user="clerk",
+            may_resolve=False,
+            snapshot_dates=snapshot.snapshot_dates(data_dir),
+            request_query="",
+            nav=template.removesuffix(".html"),
+            **context,
+        )
+    )
+
+
+def _overview_page(reader: Reader, data_dir, day: dt.date) -> tuple[dict, str]:
+    facts = overview.of_date(reader, day)
+    items = {"open": 0, "open_amount": 0, "overdue": 0, "overdue_amount": 0}
+    return facts, _page("overview.html", data_dir, day=day, facts=facts, charts=[], items=items)
+
+
+def _credit_page(reader: Reader, data_dir, credit_id: str) -> tuple[dict, str]:
+    found = story.of_credit(reader, credit_id)
+    page = _page("credit.html", data_dir, credit_id=credit_id, story=found, history=[], labels={})
+    return found, page
+
+
+def test_the_overview_and_a_credits_story_say_when_and_where_its_refund_file_was_delivered(
+    worklist,
+):
+    from auto_refunds.settings import Settings
+    from auto_refunds.warehouse import connect
+
+    data_dir, dates = worklist
+    day = dates[0]
+    names = [f"refunds_{day:%Y%m%d}.csv", f"refunds_{day:%Y%m%d}.manifest.json"]
+    with data_env(data_dir), connect(Settings.from_env()) as con:
+        recorded = {
+            file: (remote, finished.astimezone(dt.UTC).replace(tzinfo=None))
+            for file, remote, finished in con.execute(
+                "select file, remote_path, finished_at from main.file_deliveries "
+                "where as_of_date = ? and destination = 'imaginepay_refunds' "
+                "and outcome = 'DELIVERED'",
+                [day],
+            ).fetchall()
+        }
+    assert sorted(recorded) == names
+    with Reader(data_dir) as reader:
+        facts, page = _overview_page(reader, data_dir, day)
+        sent = reader.con.execute(
+            f"select credit_id, refund_id from {reader.relation('ledger_events', day, day)} "
+            "where status = 'SENT' order by credit_id limit 1"
+        ).fetchone()
+        found, credit_page = _credit_page(reader, data_dir, sent[0])
+    assert [(d["file"], d["delivered"], d["outcome"]) for d in facts["delivery"]] == [
+        (name, True, "DELIVERED") for name in names
+    ]
+    for row in facts["delivery"]:
+        assert (row["remote_path"], row["finished_at"]) == recorded[row["file"]]
+        assert str(data_dir / "exchange" / "imaginepay_refunds" / row["file"]) in row["remote_path"]
+        assert f'<time datetime="{row["finished_at"].isoformat()}">' in page
+        assert row["remote_path"] in page
+    assert "not delivered" not in page
+
+    remote, finished = recorded[names[0]]
+    assert [(d["as_of_date"], d["refund_id"], d["file"]) for d in found["deliveries"]] == [
+        (day, sent[1], names[0])
+    ]
+    assert (found["deliveries"][0]["remote_path"], found["deliveries"][0]["finished_at"]) == (
+        remote,
+        finished,
+    )
+    assert f'delivered <time datetime="{finished.isoformat()}">' in credit_page
+    assert remote in credit_page
+
+
+def test_a_failed_delivery_shows_as_not_delivered_with_its_masked_error(
+    scenario, settings, monkeypatch
+):
+    from scenario import D, credit, sale
+
+    from auto_refunds import delivery, locations
+
+    scenario.write_credits(D, credit("C1", "50.00"))
+    scenario.write_transactions(D, sale("T1", "100.00"))
+    scenario.run(D)
+
+    def full(self, name):
+        raise OSError("<disk> full near 4111 1111 1111 1111")
+
+    monkeypatch.setattr(locations.LocalFolder, "open_write", full)
+    with pytest.raises(locations.LocationError, match="writing failed"):
+        delivery.deliver_refund_file(D, settings)
+    # A later refresh of D (the reconciliation's, say) shows the failure.
+    snapshot.refresh(D, settings)
+    with Reader(settings.data_dir) as reader:
+        facts, page = _overview_page(reader, settings.data_dir, D)
+        found, credit_page = _credit_page(reader, settings.data_dir, "C1")
+    [row] = facts["delivery"]
+    assert (row["file"], row["delivered"], row["outcome"], row["attempts"]) == (
+        f"refunds_{D:%Y%m%d}.csv",
+        False,
+        "FAILED",
+        1,
+    )
+    assert "4111" not in row["error"] and "full near" in row["error"]
+    [told] = found["deliveries"]
+    assert (told["file"], told["delivered"], told["error"]) == (row["file"], False, row["error"])
+    for html in (page, credit_page):
+        assert "not delivered yet</span>: the last of 1 attempt to" in html
+        assert "&lt;disk&gt; full near" in html and "<disk>" not in html
+        assert "4111 1111 1111 1111" not in html
+        assert f'<time datetime="{row["finished_at"].isoformat()}">' in html

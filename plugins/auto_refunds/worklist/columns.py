@@ -19,6 +19,9 @@ DATE = "date"
 TEXT = "varchar"
 MONEY = "decimal(18,2)"
 BIGINT = "bigint"
+# A moment in UTC (the warehouse's timestamptz, as UTC): the pages show it with ``when``.
+TIMESTAMP = "timestamp"
+BOOLEAN = "boolean"
 
 
 @dataclass(frozen=True)
@@ -167,9 +170,34 @@ POSTINGS = SnapshotFile(
     order_by="l.credit_id, p.payment_id",
 )
 
+# Each file delivered for D to each location (``delivery``): its successful attempt when one
+# succeeded (DELIVERED before ALREADY_THERE, ``delivery``'s outcomes), else its last attempt,
+# with how many were made.
+DELIVERIES = SnapshotFile(
+    "deliveries",
+    (
+        Column("as_of_date", DATE, "d.as_of_date"),
+        Column("file", TEXT, "d.file"),
+        Column("destination", TEXT, "d.destination"),
+        Column("remote_path", TEXT, "d.remote_path"),
+        Column("outcome", TEXT, "d.outcome"),
+        Column("delivered", BOOLEAN, "d.outcome in ('DELIVERED', 'ALREADY_THERE')"),
+        Column("attempts", BIGINT, "d.attempts"),
+        Column("finished_at", TIMESTAMP, "timezone('UTC', d.finished_at)"),
+        Column("error", TEXT, "d.error"),
+    ),
+    rows_from="(select *, count(*) over (partition by file, destination) as attempts "
+    "from main.file_deliveries where as_of_date = $as_of "
+    "qualify row_number() over (partition by file, destination order by "
+    "case outcome when 'DELIVERED' then 0 when 'ALREADY_THERE' then 1 else 2 end, "
+    "attempt desc) = 1) as d",
+    order_by="d.destination, d.file",
+)
+
 # Every file of a date's snapshot, in the order a refresh writes them.
 SNAPSHOT_FILES = {
-    file.name: file for file in (OUTCOMES, REFUNDS_DUE, EXCEPTIONS, LEDGER_EVENTS, POSTINGS)
+    file.name: file
+    for file in (OUTCOMES, REFUNDS_DUE, EXCEPTIONS, LEDGER_EVENTS, POSTINGS, DELIVERIES)
 }
 
 QUEUES = {

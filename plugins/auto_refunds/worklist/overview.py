@@ -1,10 +1,12 @@
-"""A date's overview: its counts and totals, the open and resolved exceptions by reason, the
-reconciliation's outcomes, and the charts' series over the dates before it."""
+"""A date's overview: its counts and totals, where and when its refund file and manifest were
+delivered, the open and resolved exceptions by reason, the reconciliation's outcomes, and the
+charts' series over the dates before it."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from auto_refunds.locations import REFUNDS
 from auto_refunds.worklist.queries import Reader
 
 
@@ -13,6 +15,7 @@ def of_date(reader: Reader, day: dt.date, chart_days: int = 30) -> dict:
     reader.relation("outcomes", day, day)
     reader.relation("refunds_due", day, day)
     reader.relation("postings", day, day)
+    reader.relation("deliveries", day, day)
     reader.relation("ledger_events", start, day)
     queue = reader.resolved_exceptions(start, day)
     one = reader.con.execute
@@ -27,6 +30,10 @@ def of_date(reader: Reader, day: dt.date, chart_days: int = 30) -> dict:
         from {queue} where as_of_date = ? group by reason_code order by total desc""",
         [day],
     ).fetchall()
+    # The refund file sorts before its manifest (``.csv`` before ``.manifest.json``).
+    cursor = one("select * from deliveries where destination = ? order by file", [REFUNDS])
+    names = [d[0] for d in cursor.description]
+    delivery = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     reconciliation = dict(
         one(
             "select status, count(*) from ledger_events where as_of_date = ? group by status",
@@ -53,6 +60,7 @@ def of_date(reader: Reader, day: dt.date, chart_days: int = 30) -> dict:
         "due_total": due[1],
         "postings_count": postings[0],
         "postings_total": postings[1],
+        "delivery": delivery,
         "by_reason": [
             dict(zip(("reason", "total", "open", "resolved", "amount"), row, strict=True))
             for row in by_reason

@@ -9,6 +9,8 @@ version: it sees D before or after a refresh, never half of one. Older versions 
 newer one has been current for a while, so a request that started on one is not cut short.
 
 Written sorted by credit_id, so that looking up one credit across dates reads few row groups.
+D's ``deliveries`` are those recorded when the refresh runs: after the daily delivery of D's refund
+file, and again after the reconciliation's delivery of D's postings (so a retried delivery shows).
 """
 
 from __future__ import annotations
