@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,16 +259,26 @@ def _deliver(
     return delivery
 
 
-def _session_failure(
-    settings: Settings, as_of: dt.date, where: Location, path: Path, digest: str, error: Exception
-) -> Exception:
-    """A failure to reach the location, naming the file: an attempt that could not even connect
-    is recorded as one."""
-    message = f"{error} (delivering {path.name})"
-    remote = path.name + (pgp.SUFFIX if where.pgp.public_key else "")
-    attempt, _, _ = _start(settings, as_of, path.name, remote, digest, where)
-    _finish(settings, as_of, path.name, where, attempt, FAILED, message)
-    return DeliveryFailed(message)
+@contextlib.contextmanager
+def _session(
+    settings: Settings, as_of: dt.date, where: Location, path: Path, digest: str
+) -> Iterator[None]:
+    """A session with ``where`` for delivering ``path``. A failure to reach the location names
+    the file, and an attempt that could not even connect is recorded as one; a failure once
+    connected is each delivery's own, recorded by it."""
+    connected = False
+    try:
+        with where.session():
+            connected = True
+            yield
+    except LocationError as error:
+        if connected:
+            raise
+        message = f"{error} (delivering {path.name})"
+        remote = path.name + (pgp.SUFFIX if where.pgp.public_key else "")
+        attempt, _, _ = _start(settings, as_of, path.name, remote, digest, where)
+        _finish(settings, as_of, path.name, where, attempt, FAILED, message)
+        raise DeliveryFailed(message) from error
 
 
 def warn_of_undelivered(settings: Settings, as_of: dt.date, where: Location) -> list[str]:
@@ -306,18 +317,9 @@ def deliver_refund_file(as_of: dt.date, settings: Settings | None = None) -> dic
             "nothing was delivered"
         )
     where = locations.resolve(locations.REFUNDS, settings.data_dir)
-    connected = False
-    try:
-        with where.session():
-            connected = True
-            refunds = deliver_file(settings, as_of, where, csv_path, manifest["sha256"])
-            sent_manifest = deliver_file(settings, as_of, where, manifest_path)
-    except LocationError as error:
-        if connected:
-            raise
-        raise _session_failure(
-            settings, as_of, where, csv_path, manifest["sha256"], error
-        ) from error
+    with _session(settings, as_of, where, csv_path, manifest["sha256"]):
+        refunds = deliver_file(settings, as_of, where, csv_path, manifest["sha256"])
+        sent_manifest = deliver_file(settings, as_of, where, manifest_path)
     result = {
         "file": refunds.remote_path,
         "file_outcome": refunds.outcome,
@@ -346,15 +348,8 @@ def deliver_postings(as_of: dt.date, settings: Settings | None = None) -> dict:
             "committed; nothing was delivered"
         )
     where = locations.resolve(locations.POSTINGS, settings.data_dir)
-    connected = False
-    try:
-        with where.session():
-            connected = True
-            postings = deliver_file(settings, as_of, where, path, recorded[0])
-    except LocationError as error:
-        if connected:
-            raise
-        raise _session_failure(settings, as_of, where, path, recorded[0], error) from error
+    with _session(settings, as_of, where, path, recorded[0]):
+        postings = deliver_file(settings, as_of, where, path, recorded[0])
     result = {
         "file": postings.remote_path,
         "file_outcome": postings.outcome,
