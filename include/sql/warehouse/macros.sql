@@ -87,27 +87,9 @@ create or replace macro id_value(field) as
 
 create or replace macro id_text(fields) as id_value(fields[1]);
 
--- id_text(csv_fields(line)), without splitting the rest of the line when it needs no unquoting:
--- the typing reads every extract line's id this way to find the ids repeated in a file.
--- A line that needs the careful reading has its first field read alone, which costs a fraction of
--- reading every field.
-create or replace macro line_id_text(line) as
-    id_value(case
-        when not contains(line, '"') and not blank_edged(line) then split_part(line, ',', 1)
-        when quoted_simply(line) then trim(replace(split_part(line, ',', 1), '"', ''), ' ')
-        when quoted_rfc_4180(unmarked(line)) then first_field(unmarked(line))
-    end);
-
--- The first field of a line whose quoting is RFC 4180's, as csv_fields reads it.
-create or replace macro first_field(line) as
-    trim(
-        case
-            when starts_with(line, '"')
-                then replace(regexp_extract(line, '^"((?:[^"]|"")*)"', 1), '""', '"')
-            else split_part(line, ',', 1)
-        end,
-        ' '
-    );
+-- A line's id as staging reads it. The typing reads it only for the lines whose line_id_hash
+-- repeats in an extract (stg_imaginepay__transactions.repeated_keys.sql), a handful.
+create or replace macro line_id_text(line) as id_text(csv_fields(line));
 
 -- An 8-byte hash of a line's id, which the typing takes as it numbers an extract's lines: the ids
 -- repeated in a file are found by grouping these, then the lines whose hash repeats are read again
